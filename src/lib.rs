@@ -1,0 +1,83 @@
+//! kube-log-exporter: copy the logs of Kubernetes pods into gzip files.
+//!
+//! A log byte travels: cli (flags -> Config) -> connect (Config -> client)
+//! -> discover (paged lists -> targets, filtered by select) -> export (one
+//! run, bounded concurrency) -> stream (one target: request, resume, scan)
+//! -> sink (gzip, temp file, fsync, rename) -> manifest (the run's record).
+//! No module reaches back up that path.
+
+pub mod api;
+pub mod cli;
+pub mod connect;
+pub mod discover;
+pub mod error;
+pub mod export;
+pub mod manifest;
+pub mod scan;
+pub mod select;
+pub mod sink;
+pub mod stream;
+pub mod telemetry;
+
+pub use error::{Error, Result};
+
+use cli::{Cli, Command, LogFormat};
+
+/// Run the program for parsed flags; returns the process exit code.
+pub fn main_with(cli: Cli) -> u8 {
+    let log_format = cli.telemetry.log_format;
+    if let Err(err) = telemetry::init(&cli.telemetry) {
+        return report(&err, log_format);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            None => export_command(*Box::new(cli.export)).await,
+            Some(Command::Export(args)) => export_command(*args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => report(&err, log_format),
+    }
+}
+
+async fn export_command(args: cli::ExportArgs) -> Result<u8> {
+    let config = args.into_config()?;
+    let conn = connect::connect(&config.connect).await?;
+    let report = export::run(config, conn).await?;
+    if let Some(fatal) = &report.fatal {
+        return Err(clone_for_report(fatal));
+    }
+    Ok(report.exit_code)
+}
+
+/// Errors are printed once, as one sentence (never a backtrace).
+fn report(err: &Error, format: LogFormat) -> u8 {
+    match format {
+        LogFormat::Json => tracing::error!(exit_code = err.exit_code(), "{err}"),
+        LogFormat::Text => eprintln!("error: {err}"),
+    }
+    err.exit_code()
+}
+
+fn clone_for_report(err: &Error) -> Error {
+    // The run already recorded the error in the manifest; keep its sentence and code.
+    match err.exit_code() {
+        2 => Error::Usage(err.to_string()),
+        _ => Error::Api {
+            what: String::new(),
+            code: 0,
+            message: err.to_string(),
+        },
+    }
+}

@@ -1,0 +1,156 @@
+//! The run's record, `runs/<RUN_ID>/manifest.json`, written last and
+//! atomically. What happened to every selected container is in it.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::ContainerKind;
+use crate::discover::Instance;
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStatus {
+    /// Everything the API had was written.
+    Complete,
+    /// Some lines were written, then the stream could not be finished (reason says why).
+    Partial,
+    /// Nothing to export, legitimately (pending pod, waiting container, no previous instance, pod deleted).
+    Skipped,
+    /// The log could not be read (reason says why).
+    Failed,
+}
+
+/// One container instance of the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub namespace: String,
+    pub pod: String,
+    pub pod_uid: String,
+    pub container: String,
+    pub container_kind: ContainerKind,
+    pub instance: Instance,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    pub status: FileStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Path relative to the run folder; absent when no file was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Bytes before compression (what gunzip gives back).
+    pub bytes: u64,
+    pub bytes_compressed: u64,
+    pub lines: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_timestamp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_timestamp: Option<String>,
+    /// Of the compressed file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Requests made for this log (more than 1 when a cut stream was resumed).
+    pub attempts: u32,
+}
+
+/// One namespace's listing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NamespaceRecord {
+    pub name: String,
+    pub pods: u64,
+    pub containers: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Counts {
+    pub complete: u64,
+    pub partial: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    pub bytes_compressed: u64,
+    pub lines: u64,
+}
+
+impl Counts {
+    pub fn of(files: &[FileRecord]) -> Counts {
+        let mut c = Counts::default();
+        for f in files {
+            match f.status {
+                FileStatus::Complete => c.complete += 1,
+                FileStatus::Partial => c.partial += 1,
+                FileStatus::Skipped => c.skipped += 1,
+                FileStatus::Failed => c.failed += 1,
+            }
+            c.bytes += f.bytes;
+            c.bytes_compressed += f.bytes_compressed;
+            c.lines += f.lines;
+        }
+        c
+    }
+}
+
+/// The selection as the user gave it, for the record.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct SelectionRecord {
+    pub namespaces: Vec<String>,
+    pub exclude_namespaces: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    pub exclude_pods: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field_selector: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    pub exclude_containers: Vec<String>,
+    pub container_kinds: Vec<ContainerKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tail_lines: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_bytes: Option<u64>,
+    pub timestamps: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// The API server URL (never credentials).
+    pub server: String,
+    /// How the exporter connected (kubeconfig + context, in-cluster, proxy).
+    pub connection: String,
+    pub exporter_version: String,
+    pub selection: SelectionRecord,
+    pub counts: Counts,
+    pub exit_code: u8,
+    /// Run-level problems: namespaces that could not be listed, a fatal error.
+    pub errors: Vec<String>,
+    pub namespaces: Vec<NamespaceRecord>,
+    pub files: Vec<FileRecord>,
+}
+
+impl Manifest {
+    pub fn write(&self, run_dir: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        crate::sink::write_file_atomically(&run_dir.join(MANIFEST_FILE), &json)
+    }
+
+    pub fn read(run_dir: &Path) -> std::io::Result<Manifest> {
+        let bytes = std::fs::read(run_dir.join(MANIFEST_FILE))?;
+        serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+    }
+}
