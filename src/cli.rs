@@ -35,6 +35,44 @@ pub struct Cli {
 pub enum Command {
     /// Export logs (the default when no subcommand is given).
     Export(Box<ExportArgs>),
+    /// Check the connection and every RBAC permission an export needs; print the RBAC to apply.
+    Doctor(Box<DoctorArgs>),
+    /// Check a run folder's files against its manifest.json (gzip, sha256, sizes, lines).
+    Verify(VerifyArgs),
+}
+
+/// `doctor`: the export's connection flags and its namespace selection.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// Namespace the export reads (repeatable or comma-separated). Default: all namespaces.
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        env = "KLE_NAMESPACE",
+        value_delimiter = ',',
+        value_name = "NS"
+    )]
+    pub namespaces: Vec<String>,
+
+    /// Check for an export of every namespace (the default when no --namespace is given).
+    #[arg(
+        short = 'A',
+        long,
+        env = "KLE_ALL_NAMESPACES",
+        conflicts_with = "namespaces"
+    )]
+    pub all_namespaces: bool,
+}
+
+/// `verify`: one run folder.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// A run folder, OUTPUT/runs/<RUN_ID>, holding manifest.json.
+    #[arg(value_name = "RUN_DIR")]
+    pub run_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -221,6 +259,27 @@ pub struct OutputArgs {
     #[arg(long, env = "KLE_RUN_ID", value_name = "ID")]
     pub run_id: Option<String>,
 
+    /// Ignore the checkpoints of earlier runs for this run (export everything the API has).
+    #[arg(long, env = "KLE_FULL")]
+    pub full: bool,
+
+    /// Forget the checkpoints of pods gone for longer than this.
+    #[arg(
+        long,
+        env = "KLE_STATE_TTL",
+        default_value = "7days",
+        value_name = "DURATION"
+    )]
+    pub state_ttl: String,
+
+    /// After a run, keep only the newest N run folders.
+    #[arg(long, env = "KLE_KEEP_RUNS", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_runs: Option<u32>,
+
+    /// After a run, delete run folders older than D days.
+    #[arg(long, env = "KLE_KEEP_DAYS", value_name = "D", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_days: Option<u32>,
+
     /// gzip level, 0 (store) to 9 (smallest). 1 is the measured best trade-off (see README).
     #[arg(long, env = "KLE_COMPRESSION_LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub compression_level: u32,
@@ -241,6 +300,25 @@ pub struct RunArgs {
         value_name = "DURATION"
     )]
     pub stream_idle_timeout: String,
+
+    /// Stop the run after this long (e.g. 50m): open streams are closed, their files marked
+    /// partial, the manifest and checkpoints written, exit code 3. Default: no deadline.
+    #[arg(long, env = "KLE_DEADLINE", value_name = "DURATION")]
+    pub deadline: Option<String>,
+
+    /// On SIGTERM/SIGINT or the deadline, how long open streams may take to finish
+    /// before they are closed. Keep it below the pod's terminationGracePeriodSeconds.
+    #[arg(
+        long,
+        env = "KLE_SHUTDOWN_GRACE",
+        default_value = "20s",
+        value_name = "DURATION"
+    )]
+    pub shutdown_grace: String,
+
+    /// List and select as a real run would, print what would be exported, write nothing.
+    #[arg(long, env = "KLE_DRY_RUN")]
+    pub dry_run: bool,
 
     /// Attempts for one API request (list page or log stream) before it counts as failed.
     #[arg(long, env = "KLE_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -313,6 +391,21 @@ pub struct Config {
     pub compression_level: u32,
     pub concurrency: usize,
     pub max_attempts: u32,
+    pub full: bool,
+    pub state_ttl: Duration,
+    pub keep_runs: Option<u32>,
+    pub keep_days: Option<u32>,
+    pub deadline: Option<Duration>,
+    pub shutdown_grace: Duration,
+    pub dry_run: bool,
+}
+
+impl Config {
+    /// Checkpoints are used only for whole logs: a --tail or --limit-bytes
+    /// run sees a slice, and must neither start from nor move the checkpoints.
+    pub fn incremental(&self) -> bool {
+        self.range.tail_lines.is_none() && self.range.limit_bytes.is_none()
+    }
 }
 
 impl ExportArgs {
@@ -358,6 +451,18 @@ impl ExportArgs {
             compression_level: self.output.compression_level,
             concurrency: self.run.concurrency as usize,
             max_attempts: self.run.max_attempts,
+            full: self.output.full,
+            state_ttl: parse_duration("--state-ttl", &self.output.state_ttl)?,
+            keep_runs: self.output.keep_runs,
+            keep_days: self.output.keep_days,
+            deadline: self
+                .run
+                .deadline
+                .as_deref()
+                .map(|d| parse_duration("--deadline", d))
+                .transpose()?,
+            shutdown_grace: parse_duration("--shutdown-grace", &self.run.shutdown_grace)?,
+            dry_run: self.run.dry_run,
         })
     }
 }

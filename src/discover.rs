@@ -47,6 +47,8 @@ pub struct Target {
     pub instance: Instance,
     /// The runtime's id of this instance, when the pod status has it.
     pub container_id: Option<String>,
+    /// The id of the container's other instance the API shows (current <-> previous).
+    pub other_instance_id: Option<String>,
     pub restart_count: i32,
 }
 
@@ -250,17 +252,23 @@ impl Discovery {
                 }
                 let status = statuses.iter().find(|s| s.name == container.name);
                 let restart_count = status.map_or(0, |s| s.restart_count);
-                let previous_id = status
+                let previous = status
                     .and_then(|s| s.last_state.as_ref())
-                    .and_then(|s| s.terminated.as_ref())
-                    .map(|t| t.container_id.clone().unwrap_or_default());
-                if restart_count > 0 || previous_id.is_some() {
+                    .and_then(|s| s.terminated.as_ref());
+                let previous_id = previous
+                    .and_then(|t| t.container_id.clone())
+                    .filter(|id| !id.is_empty());
+                let current_id = status
+                    .and_then(|s| s.container_id.clone())
+                    .filter(|id| !id.is_empty());
+                if restart_count > 0 || previous.is_some() {
                     targets.push(Target {
                         pod: pod_ref.clone(),
                         container: container.name.clone(),
                         kind,
                         instance: Instance::Previous,
-                        container_id: previous_id.filter(|id| !id.is_empty()),
+                        container_id: previous_id.clone(),
+                        other_instance_id: current_id.clone(),
                         restart_count,
                     });
                 }
@@ -269,9 +277,8 @@ impl Discovery {
                     container: container.name,
                     kind,
                     instance: Instance::Current,
-                    container_id: status
-                        .and_then(|s| s.container_id.clone())
-                        .filter(|id| !id.is_empty()),
+                    container_id: current_id,
+                    other_instance_id: previous_id,
                     restart_count,
                 });
             }

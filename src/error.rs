@@ -81,6 +81,29 @@ pub enum Error {
 
     #[error("cannot write {path}: {message}")]
     Write { path: PathBuf, message: String },
+
+    #[error(
+        "another export is running into {path} (its .lock is held); wait for it to finish or use another --output"
+    )]
+    Busy { path: PathBuf },
+
+    #[error("internal error: {0}; please report it")]
+    Internal(String),
+
+    #[error(
+        "{path} is not a folder; pass a run folder, OUTPUT/runs/<RUN_ID>, to `kube-log-exporter verify`"
+    )]
+    NoRunFolder { path: PathBuf },
+
+    #[error(
+        "{path} does not exist, so this is not a finished run (a run writes manifest.json last); pass the folder of a completed run, OUTPUT/runs/<RUN_ID>"
+    )]
+    NoManifest { path: PathBuf },
+
+    #[error(
+        "cannot read {path}: {message}; it is damaged or not written by kube-log-exporter, so the run cannot be checked (restore it from a copy)"
+    )]
+    BadManifest { path: PathBuf, message: String },
 }
 
 impl Error {

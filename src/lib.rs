@@ -10,14 +10,19 @@ pub mod api;
 pub mod cli;
 pub mod connect;
 pub mod discover;
+pub mod doctor;
 pub mod error;
 pub mod export;
 pub mod manifest;
+pub mod permissions;
+pub mod retention;
 pub mod scan;
 pub mod select;
 pub mod sink;
+pub mod state;
 pub mod stream;
 pub mod telemetry;
+pub mod verify;
 
 pub use error::{Error, Result};
 
@@ -43,6 +48,8 @@ pub fn main_with(cli: Cli) -> u8 {
         match cli.command {
             None => export_command(*Box::new(cli.export)).await,
             Some(Command::Export(args)) => export_command(*args).await,
+            Some(Command::Doctor(args)) => doctor::run(*args).await,
+            Some(Command::Verify(args)) => verify::run(&args.run_dir),
         }
     });
     match result {

@@ -139,6 +139,10 @@ pub struct Manifest {
     pub exit_code: u8,
     /// Run-level problems: namespaces that could not be listed, a fatal error.
     pub errors: Vec<String>,
+    /// Lines known to be lost: instances that vanished from the API before
+    /// they were read to their end.
+    #[serde(default)]
+    pub gaps: Vec<String>,
     pub namespaces: Vec<NamespaceRecord>,
     pub files: Vec<FileRecord>,
 }

@@ -121,6 +121,29 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// An exclusive lock on the output folder for the duration of a run: two
+/// runs writing one `state.json` would undo each other's checkpoints.
+pub struct OutputLock {
+    _file: File,
+}
+
+impl OutputLock {
+    /// Ok(None) when another process holds the lock.
+    pub fn try_acquire(path: &Path) -> io::Result<Option<OutputLock>> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(OutputLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
 /// Counts and hashes what goes to the file (the compressed bytes).
 struct HashingWriter<W> {
     inner: W,

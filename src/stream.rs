@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::manifest::{FileRecord, FileStatus};
 use crate::scan::{LineScanner, LogTime, Mark};
 use crate::sink::{self, GzipFile};
+use tokio_util::sync::CancellationToken;
 
 /// What every stream of a run shares.
 #[derive(Clone)]
@@ -27,6 +28,8 @@ pub struct StreamSettings {
     pub idle_timeout: Duration,
     /// Requests for one log, the first included, before a cut stream stays `partial`.
     pub max_attempts: u32,
+    /// Cancelled when the shutdown grace is over: open streams close and keep what they have.
+    pub abort: CancellationToken,
 }
 
 /// The result of exporting one target.
@@ -39,6 +42,7 @@ pub struct Outcome {
 }
 
 /// Export one target. `resume_from` drops what an earlier run already wrote.
+/// No file is created when there is nothing (new) to write.
 pub async fn export_target(
     settings: &StreamSettings,
     target: &Target,
@@ -46,6 +50,11 @@ pub async fn export_target(
 ) -> Outcome {
     let mut record = empty_record(target);
     let mut scanner = LineScanner::new(!settings.range.keep_timestamps, resume_from);
+    let final_path = settings
+        .run_dir
+        .join(&target.pod.namespace)
+        .join(&target.pod.name)
+        .join(target.file_name());
     let mut file: Option<GzipFile> = None;
     // Resuming needs sinceTime; with a tail or byte limit the API's answer
     // to a second request would not continue the first one.
@@ -53,6 +62,11 @@ pub async fn export_target(
     let mut cut_reason: Option<String> = None;
 
     loop {
+        if settings.abort.is_cancelled() {
+            cut_reason =
+                Some(cut_reason.map_or(STOPPED.to_string(), |r| format!("{r}; {STOPPED}")));
+            break;
+        }
         record.attempts += 1;
         let since = scanner.mark().map(|m| m.time);
         let response = settings
@@ -63,7 +77,7 @@ pub async fn export_target(
             Ok(response) => response,
             Err(err) => {
                 let (status, reason) = classify_open_failure(&err);
-                if record.attempts == 1 {
+                if file.is_none() && record.attempts == 1 {
                     record.status = status;
                     record.reason = Some(reason);
                     return Outcome {
@@ -72,7 +86,7 @@ pub async fn export_target(
                         fatal: None,
                     };
                 }
-                // A resume failed: keep what was written.
+                // A resume failed (e.g. the pod was deleted): keep what was written.
                 cut_reason = Some(format!(
                     "{}; then resuming failed: {reason}",
                     cut_reason.unwrap_or_default()
@@ -89,18 +103,20 @@ pub async fn export_target(
                 fatal: None,
             };
         }
-        let out = match &mut file {
-            Some(out) => out,
-            None => match open_file(settings, target) {
-                Ok(opened) => file.insert(opened),
-                Err(fatal) => return fatal_outcome(record, resume_from, fatal),
-            },
+        let mut write = |bytes: &[u8]| -> std::io::Result<()> {
+            let out = match &mut file {
+                Some(out) => out,
+                None => file.insert(create_file(&final_path, settings.compression_level)?),
+            };
+            out.write(bytes)
         };
-        let path = out.path().to_path_buf();
-        let mut write = |bytes: &[u8]| out.write(bytes);
         let mut body = response.into_body();
         let broke: Option<String> = loop {
-            match tokio::time::timeout(settings.idle_timeout, body.frame()).await {
+            let frame = tokio::select! {
+                _ = settings.abort.cancelled() => break Some(STOPPED.to_string()),
+                frame = tokio::time::timeout(settings.idle_timeout, body.frame()) => frame,
+            };
+            match frame {
                 Err(_) => break Some(format!("no data for {}s", settings.idle_timeout.as_secs())),
                 Ok(None) => break None,
                 Ok(Some(Err(e))) => break Some(format!("the connection broke ({e})")),
@@ -109,7 +125,11 @@ pub async fn export_target(
                         continue;
                     };
                     if let Err(e) = scanner.feed(&data, &mut write) {
-                        return fatal_outcome(record, resume_from, Error::from_write(path, &e));
+                        return fatal_outcome(
+                            record,
+                            resume_from,
+                            Error::from_write(&final_path, &e),
+                        );
                     }
                 }
             }
@@ -117,7 +137,7 @@ pub async fn export_target(
         match broke {
             None => {
                 if let Err(e) = scanner.finish(&mut write) {
-                    return fatal_outcome(record, resume_from, Error::from_write(path, &e));
+                    return fatal_outcome(record, resume_from, Error::from_write(&final_path, &e));
                 }
                 cut_reason = None;
                 break;
@@ -127,8 +147,9 @@ pub async fn export_target(
                     namespace = %target.pod.namespace, pod = %target.pod.name, container = %target.container,
                     attempt = record.attempts, "log stream cut: {reason}"
                 );
+                let stopped = settings.abort.is_cancelled();
                 cut_reason = Some(reason);
-                if !resumable || record.attempts >= settings.max_attempts {
+                if stopped || !resumable || record.attempts >= settings.max_attempts {
                     break;
                 }
                 scanner.prepare_resume();
@@ -137,56 +158,72 @@ pub async fn export_target(
         }
     }
 
+    let stats = scanner.stats().clone();
+    record.lines = stats.lines;
+    record.bytes = stats.bytes_written;
+    record.first_timestamp = stats.first.map(LogTime::to_rfc3339);
+    record.last_timestamp = stats.last.map(LogTime::to_rfc3339);
+    record.status = match &cut_reason {
+        None => FileStatus::Complete,
+        Some(_) => FileStatus::Partial,
+    };
+    record.reason = cut_reason.map(|reason| {
+        format!(
+            "log stream cut after {} attempt(s): {reason}",
+            record.attempts
+        )
+    });
+
     // Commit what was written, complete or not: a partial file is still a
     // valid gzip of whole lines, and the manifest says it is partial.
     let Some(file) = file else {
-        record.status = FileStatus::Failed;
-        record.reason = cut_reason;
+        if record.status == FileStatus::Complete {
+            record.reason = Some(if resume_from.is_some() {
+                "no new lines since the last run".into()
+            } else {
+                "the log is empty".into()
+            });
+        }
         return Outcome {
             record,
-            mark: resume_from,
+            mark: scanner.mark(),
             fatal: None,
         };
     };
-    let path = file.path().to_path_buf();
     let committed = tokio::task::spawn_blocking(move || file.commit()).await;
     let written = match committed {
         Ok(Ok(written)) => written,
-        Ok(Err(e)) => return fatal_outcome(record, resume_from, Error::from_write(path, &e)),
+        Ok(Err(e)) => {
+            return fatal_outcome(record, resume_from, Error::from_write(&final_path, &e));
+        }
         Err(e) => {
             return fatal_outcome(
                 record,
                 resume_from,
                 Error::Write {
-                    path,
+                    path: final_path,
                     message: e.to_string(),
                 },
             );
         }
     };
-    let stats = scanner.stats();
     record.path = Some(relative_path(target));
-    record.bytes = stats.bytes_written;
     record.bytes_compressed = written.bytes_compressed;
     record.sha256 = Some(written.sha256);
-    record.lines = stats.lines;
-    record.first_timestamp = stats.first.map(LogTime::to_rfc3339);
-    record.last_timestamp = stats.last.map(LogTime::to_rfc3339);
-    match cut_reason {
-        None => record.status = FileStatus::Complete,
-        Some(reason) => {
-            record.status = FileStatus::Partial;
-            record.reason = Some(format!(
-                "log stream cut after {} attempt(s): {reason}",
-                record.attempts
-            ));
-        }
-    }
     Outcome {
         record,
         mark: scanner.mark(),
         fatal: None,
     }
+}
+
+const STOPPED: &str = "stopped by shutdown (signal or --deadline)";
+
+fn create_file(path: &std::path::Path, level: u32) -> std::io::Result<GzipFile> {
+    if let Some(dir) = path.parent() {
+        sink::create_private_dir(dir)?;
+    }
+    GzipFile::create(path.to_path_buf(), level)
 }
 
 fn log_request(
@@ -246,17 +283,6 @@ fn classify_open_failure(err: &ApiError) -> (FileStatus, String) {
             code => (FileStatus::Failed, format!("{code}: {message}")),
         },
     }
-}
-
-fn open_file(settings: &StreamSettings, target: &Target) -> Result<GzipFile, Error> {
-    let dir = settings
-        .run_dir
-        .join(&target.pod.namespace)
-        .join(&target.pod.name);
-    sink::create_private_dir(&dir).map_err(|e| Error::from_write(&dir, &e))?;
-    let path = dir.join(target.file_name());
-    GzipFile::create(path.clone(), settings.compression_level)
-        .map_err(|e| Error::from_write(path, &e))
 }
 
 pub fn relative_path(target: &Target) -> String {
