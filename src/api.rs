@@ -271,14 +271,7 @@ pub fn classify_transport(server: &str, err: &kube::Error) -> Error {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     let mut chain = Vec::new();
     while let Some(e) = source {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return tls_error(server, tls);
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && let Some(tls) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
+        if let Some(tls) = find_rustls_error(e) {
             return tls_error(server, tls);
         }
         chain.push(e.to_string());
@@ -302,6 +295,22 @@ pub fn classify_transport(server: &str, err: &kube::Error) -> Error {
         server: server.to_string(),
         message,
     }
+}
+
+/// The rustls error behind `e`, looking inside nested `io::Error`s (whose
+/// `source()` skips the error they wrap).
+fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let mut io = e.downcast_ref::<std::io::Error>();
+    while let Some(inner) = io.and_then(|io| io.get_ref()) {
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        io = inner.downcast_ref::<std::io::Error>();
+    }
+    None
 }
 
 fn tls_error(server: &str, err: &rustls::Error) -> Error {

@@ -126,7 +126,7 @@ impl Error {
         if err.raw_os_error() == Some(libc::ENOSPC) || err.raw_os_error() == Some(libc::EDQUOT) {
             Error::DiskFull { path }
         } else if err.kind() == std::io::ErrorKind::PermissionDenied
-            || err.raw_os_error() == Some(libc::EROFS)
+            || matches!(err.raw_os_error(), Some(libc::EROFS) | Some(libc::ENOTDIR))
         {
             Error::OutputNotWritable {
                 path,

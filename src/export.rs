@@ -454,8 +454,8 @@ impl Collected {
     }
 
     fn set_fatal(&mut self, err: Error) {
+        // Not logged here: main prints it once, as the run's last line.
         if self.fatal.is_none() {
-            tracing::error!("{err}");
             self.fatal = Some(err);
         }
     }

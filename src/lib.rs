@@ -62,10 +62,10 @@ async fn export_command(args: cli::ExportArgs) -> Result<u8> {
     let config = args.into_config()?;
     let conn = connect::connect(&config.connect).await?;
     let report = export::run(config, conn).await?;
-    if let Some(fatal) = &report.fatal {
-        return Err(clone_for_report(fatal));
+    match report.fatal {
+        Some(fatal) => Err(fatal),
+        None => Ok(report.exit_code),
     }
-    Ok(report.exit_code)
 }
 
 /// Errors are printed once, as one sentence (never a backtrace).
@@ -75,16 +75,4 @@ fn report(err: &Error, format: LogFormat) -> u8 {
         LogFormat::Text => eprintln!("error: {err}"),
     }
     err.exit_code()
-}
-
-fn clone_for_report(err: &Error) -> Error {
-    // The run already recorded the error in the manifest; keep its sentence and code.
-    match err.exit_code() {
-        2 => Error::Usage(err.to_string()),
-        _ => Error::Api {
-            what: String::new(),
-            code: 0,
-            message: err.to_string(),
-        },
-    }
 }

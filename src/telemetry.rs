@@ -38,7 +38,8 @@ pub fn init(args: &TelemetryArgs) -> Result<()> {
 fn default_directives(level: &str) -> String {
     match level.trim() {
         "error" | "warn" | "info" | "debug" | "trace" => {
-            format!("warn,kube_log_exporter={}", level.trim())
+            // kube_client logs transport errors we already turn into sentences.
+            format!("warn,kube_client=off,kube_log_exporter={}", level.trim())
         }
         other => other.to_string(),
     }
