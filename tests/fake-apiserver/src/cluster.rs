@@ -80,9 +80,12 @@ impl LogSpec {
         let line_len = 100usize;
         let start = Utc.with_ymd_and_hms(2026, 11, 22, 1, 0, 0).unwrap()
             + chrono::Duration::milliseconds((seed % 3_600_000) as i64);
+        // Each line is "<index> <~line_len bytes>\n".
+        let rough = approx_bytes / (line_len as u64 + 1) + 1;
+        let prefix = rough.to_string().len() as u64 + 1;
         LogSpec {
             seed,
-            lines: approx_bytes.div_ceil(line_len as u64 + 1),
+            lines: approx_bytes.div_ceil(line_len as u64 + 1 + prefix),
             line_len,
             start,
             step_nanos: 1_500_000,

@@ -14,7 +14,9 @@
 //!   has a timestamp before each of its 16 KiB pieces (no newline between them).
 //! - `tailLines=N` starts N records before the end (0 => nothing); `sinceTime` /
 //!   `sinceSeconds` then drop the records older than `since` (kept: ts >= since).
-//!   Both given: the later of the two bounds wins.
+//!   Both given: the later of the two bounds wins. `sinceTime` reaches the
+//!   kubelet in whole seconds (the apiserver re-formats it as RFC3339), so a
+//!   fraction is floored.
 //! - `limitBytes` caps the bytes written, cutting mid-line.
 
 use std::io;
@@ -318,7 +320,9 @@ impl LogCursor {
             since = Some(n - s as i128 * 1_000_000_000);
         }
         if let Some(t) = q.since_time {
-            let n = t.timestamp() as i128 * 1_000_000_000 + t.timestamp_subsec_nanos() as i128;
+            // The apiserver forwards sinceTime to the kubelet formatted with
+            // time.RFC3339 (LogLocation), which drops any fraction: floor it.
+            let n = t.timestamp() as i128 * 1_000_000_000;
             if since.is_none_or(|s| n > s) {
                 since = Some(n);
             }
@@ -499,6 +503,32 @@ mod tests {
             },
         );
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn since_time_fraction_is_floored() {
+        let s = spec(20);
+        // 03:04:07.9 floors to 03:04:07 => from line 8, like the real server.
+        let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 7).unwrap()
+            + chrono::Duration::milliseconds(900);
+        let out = render_log(
+            &s,
+            &LogQuery {
+                since_time: Some(t),
+                ..Default::default()
+            },
+        );
+        assert!(lines_of(&out)[0].starts_with(b"8 "));
+    }
+
+    #[test]
+    fn with_bytes_is_close_to_the_size_asked() {
+        for n in [10_000u64, 1 << 20, 50 << 20] {
+            let mut c = Counter(0);
+            render_log_to(&LogSpec::with_bytes(5, n), &LogQuery::default(), &mut c).unwrap();
+            let ratio = c.0 as f64 / n as f64;
+            assert!((0.95..1.05).contains(&ratio), "{n}: {}", c.0);
+        }
     }
 
     #[test]
