@@ -90,6 +90,8 @@ pub struct RequestRecord {
     pub path: String,
     /// Raw (still percent-encoded) query string, "" when none.
     pub query: String,
+    /// When the server received it (the benchmark orders lists and log requests by it).
+    pub at: std::time::Instant,
 }
 
 /// Counters for assertions.

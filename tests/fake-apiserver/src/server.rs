@@ -208,6 +208,7 @@ async fn handle(
         method: req.method().to_string(),
         path: path.clone(),
         query: query.clone(),
+        at: std::time::Instant::now(),
     });
 
     // Authentication.
