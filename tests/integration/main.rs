@@ -8,5 +8,6 @@ mod connect;
 mod doctor;
 mod errors;
 mod export;
+mod incremental;
 mod manifests;
 mod verify;
