@@ -331,6 +331,14 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// Only when stderr is a terminal and --log-format is text.
+    Auto,
+    Always,
+    Never,
+}
+
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Program logs")]
 pub struct TelemetryArgs {
@@ -341,6 +349,10 @@ pub struct TelemetryArgs {
     /// Level of the exporter's own logs (error, warn, info, debug, trace or a tracing filter).
     #[arg(long, env = "KLE_LOG_LEVEL", default_value = "info", global = true)]
     pub log_level: String,
+
+    /// Progress bar on stderr during an export (and a summary table at the end).
+    #[arg(long, env = "KLE_PROGRESS", default_value = "auto", global = true)]
+    pub progress: ProgressMode,
 }
 
 /// How to reach the API server.
@@ -398,6 +410,9 @@ pub struct Config {
     pub deadline: Option<Duration>,
     pub shutdown_grace: Duration,
     pub dry_run: bool,
+    /// From the global flags (`TelemetryArgs`), which `main_with` copies in.
+    pub progress: ProgressMode,
+    pub log_format: LogFormat,
 }
 
 impl Config {
@@ -463,6 +478,8 @@ impl ExportArgs {
                 .transpose()?,
             shutdown_grace: parse_duration("--shutdown-grace", &self.run.shutdown_grace)?,
             dry_run: self.run.dry_run,
+            progress: ProgressMode::Auto,
+            log_format: LogFormat::Text,
         })
     }
 }

@@ -19,6 +19,7 @@ use crate::connect::Connection;
 use crate::discover::{Discovered, Discovery, Instance, NamespaceListing, Target};
 use crate::error::{Error, Result};
 use crate::manifest::{Counts, FileRecord, FileStatus, Manifest, NamespaceRecord, SelectionRecord};
+use crate::progress::{Progress, RunSummary};
 use crate::retention::{self, Retention};
 use crate::scan::Mark;
 use crate::select::OwnPod;
@@ -77,6 +78,7 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
     let run_dir = prepare_run_dir(&config.output, &run_id)?;
     remove_leftover_temp_files(&config.output.join(RUNS_DIR), &run_dir);
     tracing::info!(run_id, server = %conn.server, connection = %conn.source, "export started");
+    let progress = Progress::new(&config);
 
     let state_files = StateFiles::default();
     let incremental = config.incremental();
@@ -136,6 +138,7 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
             found = rx.recv() => found,
         };
         let Some(found) = found else { break };
+        progress.discovered(&found, rx.len());
         let target = match found {
             Discovered::Namespace(listing) => {
                 collected.namespaces.push(listing);
@@ -150,6 +153,7 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
         let resume_from = match plan(&planning, &target, &mut collected) {
             Plan::AlreadyDone => {
                 collected.files.push(already_done_record(&target));
+                progress.finished(&collected.files[collected.files.len() - 1]);
                 continue;
             }
             Plan::Export { resume_from } => resume_from,
@@ -162,9 +166,11 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
         };
         let Ok(slot) = slot else { break };
         let settings = settings.clone();
+        let progress = progress.clone();
         let journal = journal.clone();
         streams.spawn(async move {
             let outcome = stream::export_target(&settings, &target, resume_from).await;
+            progress.finished(&outcome.record);
             drop(slot);
             let checkpoint = journal.and_then(|journal| {
                 let cp = checkpoint_of(&target, &outcome)?;
@@ -317,17 +323,12 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
         }
     }
 
-    tracing::info!(
-        run_id,
+    progress.finish(&RunSummary {
+        run_id: &run_id,
+        run_dir: &run_dir,
+        counts: &counts,
         exit_code,
-        complete = counts.complete,
-        partial = counts.partial,
-        skipped = counts.skipped,
-        failed = counts.failed,
-        bytes = counts.bytes,
-        bytes_compressed = counts.bytes_compressed,
-        "export finished"
-    );
+    });
     Ok(RunReport {
         run_dir,
         counts,

@@ -15,6 +15,7 @@ pub mod error;
 pub mod export;
 pub mod manifest;
 pub mod permissions;
+pub mod progress;
 pub mod retention;
 pub mod scan;
 pub mod select;
@@ -46,8 +47,8 @@ pub fn main_with(cli: Cli) -> u8 {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            None => export_command(*Box::new(cli.export)).await,
-            Some(Command::Export(args)) => export_command(*args).await,
+            None => export_command(*Box::new(cli.export), &cli.telemetry).await,
+            Some(Command::Export(args)) => export_command(*args, &cli.telemetry).await,
             Some(Command::Doctor(args)) => doctor::run(*args).await,
             Some(Command::Verify(args)) => verify::run(&args.run_dir),
         }
@@ -58,8 +59,12 @@ pub fn main_with(cli: Cli) -> u8 {
     }
 }
 
-async fn export_command(args: cli::ExportArgs) -> Result<u8> {
-    let config = args.into_config()?;
+async fn export_command(args: cli::ExportArgs, telemetry: &cli::TelemetryArgs) -> Result<u8> {
+    let config = cli::Config {
+        progress: telemetry.progress,
+        log_format: telemetry.log_format,
+        ..args.into_config()?
+    };
     let conn = connect::connect(&config.connect).await?;
     let report = export::run(config, conn).await?;
     match report.fatal {

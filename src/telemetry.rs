@@ -15,7 +15,7 @@ pub fn init(args: &TelemetryArgs) -> Result<()> {
     })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::progress::log_line)
         .with_target(false);
     let result = match args.log_format {
         LogFormat::Json => builder
