@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use indicatif::{
+    HumanBytes, HumanCount, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle,
+};
 
 use crate::cli::{Config, LogFormat, ProgressMode};
 use crate::discover::Discovered;
@@ -22,7 +24,8 @@ use crate::manifest::{Counts, FileRecord, FileStatus};
 /// The bar log lines must step around; `None` when no bar is drawn.
 static SHOWN_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
-const TEMPLATE: &str = "{spinner} {elapsed_precise} [{bar:28}] {pos}/{len} containers · {exported} · {rate} · ETA {eta} · {failures} failed";
+// wide_bar takes what the text leaves of the terminal's width.
+const TEMPLATE: &str = "{spinner} {elapsed} [{wide_bar}] {pos}/{len} containers · {exported} · {rate} · ETA {eta} · {failures} failed";
 
 /// What a finished run tells the summary.
 #[derive(Debug)]
@@ -199,39 +202,44 @@ fn ratio(c: &Counts) -> Option<f64> {
 fn summary_table(run: &RunSummary, elapsed: Duration) -> String {
     let c = run.counts;
     let secs = elapsed.as_secs_f64();
-    let mut t = String::new();
-    let _ = writeln!(t, "export finished: run {}", run.run_id);
-    for (label, n) in [
-        ("complete", c.complete),
-        ("partial", c.partial),
-        ("skipped", c.skipped),
-        ("failed", c.failed),
-    ] {
-        let _ = writeln!(t, "  {label:<11}{n:>8}");
-    }
-    let _ = writeln!(
-        t,
-        "  {:<11}{:>12}  ({} lines)",
-        "bytes in",
-        HumanBytes(c.bytes).to_string(),
-        c.lines
-    );
-    let _ = writeln!(
-        t,
-        "  {:<11}{:>12}  (gzip)",
-        "bytes out",
-        HumanBytes(c.bytes_compressed).to_string()
-    );
     let ratio = ratio(c).map_or("-".to_string(), |r| format!("{r:.1} : 1"));
-    let _ = writeln!(t, "  {:<11}{:>12}", "ratio", ratio);
-    let _ = writeln!(
-        t,
-        "  {:<11}{:>12}  ({}/s)",
-        "wall time",
-        format!("{secs:.1}s"),
-        HumanBytes((c.bytes as f64 / secs.max(0.001)) as u64)
+    let rows = [
+        ("complete", c.complete.to_string(), String::new()),
+        ("partial", c.partial.to_string(), String::new()),
+        ("skipped", c.skipped.to_string(), String::new()),
+        ("failed", c.failed.to_string(), String::new()),
+        (
+            "bytes in",
+            HumanBytes(c.bytes).to_string(),
+            format!("{} lines", HumanCount(c.lines)),
+        ),
+        (
+            "bytes out",
+            HumanBytes(c.bytes_compressed).to_string(),
+            "gzip".to_string(),
+        ),
+        ("ratio", ratio, String::new()),
+        (
+            "wall time",
+            format!("{secs:.1}s"),
+            format!(
+                "{}/s",
+                HumanBytes((c.bytes as f64 / secs.max(0.001)) as u64)
+            ),
+        ),
+    ];
+    let mut t = format!(
+        "export finished: run {}, exit code {}\n",
+        run.run_id, run.exit_code
     );
-    let _ = writeln!(t, "  {:<11}{}", "run folder", run.run_dir.display());
+    for (label, value, note) in rows {
+        let _ = write!(t, "  {label:<12}{value:>12}");
+        if !note.is_empty() {
+            let _ = write!(t, "  ({note})");
+        }
+        t.push('\n');
+    }
+    let _ = writeln!(t, "  {:<12}{}", "run folder", run.run_dir.display());
     t
 }
 
@@ -362,7 +370,8 @@ mod tests {
             },
             Duration::from_secs(4),
         );
-        assert!(table.contains("complete        398"), "{table}");
+        assert!(table.contains("complete             398"), "{table}");
+        assert!(table.contains("exit code 3"), "{table}");
         assert!(table.contains("8.00 MiB"), "{table}");
         assert!(table.contains("8.0 : 1"), "{table}");
         assert!(table.contains("4.0s"), "{table}");
