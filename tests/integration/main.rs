@@ -8,6 +8,8 @@ mod connect;
 mod doctor;
 mod errors;
 mod export;
+mod faults;
 mod incremental;
 mod manifests;
+mod progress;
 mod verify;
