@@ -75,7 +75,8 @@ impl Progress {
         let drawn = target.is_some();
         let bar = match target {
             Some(target) => {
-                let bar = ProgressBar::with_draw_target(Some(0), target)
+                // No length until the first target: an empty bar, not a full 0/0 one.
+                let bar = ProgressBar::with_draw_target(None, target)
                     .with_style(style(exported.clone(), failures.clone()));
                 bar.enable_steady_tick(Duration::from_millis(250));
                 *shown_bar() = Some(bar.clone());
