@@ -8,7 +8,6 @@ mod connect;
 mod doctor;
 mod errors;
 mod export;
-mod faults;
 mod incremental;
 mod manifests;
 mod progress;
