@@ -2,6 +2,7 @@
 //! retries (429 with Retry-After, 5xx, dropped connections), `Status` bodies
 //! decoded into `Failure`, and transport errors turned into sentences.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -102,14 +103,22 @@ pub struct ApiClient {
     pub policy: RetryPolicy,
     /// Whole-request limit for non-streaming calls (lists).
     pub request_timeout: Duration,
+    lists: Arc<RateLimit>,
 }
 
 impl ApiClient {
     pub fn new(conn: Connection, policy: RetryPolicy) -> Self {
+        ApiClient::with_list_rate(conn, policy, 20.0, 50)
+    }
+
+    /// Lists are rate limited (`--list-qps`/`--list-burst`); log streams are
+    /// capped by `--concurrency` instead.
+    pub fn with_list_rate(conn: Connection, policy: RetryPolicy, qps: f64, burst: u32) -> Self {
         ApiClient {
             conn,
             policy,
             request_timeout: Duration::from_secs(60),
+            lists: Arc::new(RateLimit::new(qps, burst)),
         }
     }
 
@@ -125,10 +134,12 @@ impl ApiClient {
         make: impl Fn() -> Request<Vec<u8>>,
     ) -> Result<Response<Body>, ApiError> {
         let mut attempt = 0;
+        let mut refreshed = false;
         loop {
             attempt += 1;
             let last = attempt >= self.policy.max_attempts;
-            let response = match self.conn.client.send(make().map(Body::from)).await {
+            let (generation, client) = self.conn.client();
+            let response = match client.send(make().map(Body::from)).await {
                 Ok(response) => response,
                 Err(err) => {
                     let err = classify_transport(&self.conn.server, &err);
@@ -144,6 +155,16 @@ impl ApiClient {
             let status = response.status();
             if status.is_success() {
                 return Ok(response);
+            }
+            // Bound tokens rotate (about hourly): on a 401, read the
+            // credentials again once and retry; a second 401 stands.
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                refreshed = true;
+                if let Err(e) = self.conn.refresh_credentials(generation) {
+                    return Err(ApiError::Transport(e));
+                }
+                attempt -= 1;
+                continue;
             }
             let retry_after = retry_after_seconds(&response);
             let failure = read_failure(response).await;
@@ -181,6 +202,7 @@ impl ApiClient {
         make: impl Fn() -> Request<Vec<u8>>,
     ) -> Result<T, ApiError> {
         let fetch = async {
+            self.lists.acquire().await;
             let response = self.send(&make).await?;
             let body = collect(response.into_body(), &self.conn.server).await?;
             serde_json::from_slice::<T>(&body).map_err(|e| {
@@ -197,6 +219,43 @@ impl ApiClient {
                 server: self.conn.server.clone(),
                 message: format!("no answer within {}s", self.request_timeout.as_secs()),
             })),
+        }
+    }
+}
+
+/// A token bucket: `burst` requests at once, then `qps` a second.
+struct RateLimit {
+    qps: f64,
+    burst: f64,
+    bucket: tokio::sync::Mutex<(f64, tokio::time::Instant)>,
+}
+
+impl RateLimit {
+    fn new(qps: f64, burst: u32) -> Self {
+        let burst = burst.max(1) as f64;
+        RateLimit {
+            qps,
+            burst,
+            bucket: tokio::sync::Mutex::new((burst, tokio::time::Instant::now())),
+        }
+    }
+
+    async fn acquire(&self) {
+        loop {
+            let wait = {
+                let mut bucket = self.bucket.lock().await;
+                let now = tokio::time::Instant::now();
+                let (tokens, last) = *bucket;
+                let tokens =
+                    (tokens + now.duration_since(last).as_secs_f64() * self.qps).min(self.burst);
+                if tokens >= 1.0 {
+                    *bucket = (tokens - 1.0, now);
+                    return;
+                }
+                *bucket = (tokens, now);
+                Duration::from_secs_f64((1.0 - tokens) / self.qps)
+            };
+            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -344,6 +403,27 @@ mod tests {
         }
         assert!(policy.backoff(1) >= Duration::from_millis(100));
         assert!(policy.backoff(1) <= Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn list_rate_allows_a_burst_then_qps() {
+        let limit = RateLimit::new(10.0, 5);
+        let start = tokio::time::Instant::now();
+        for _ in 0..5 {
+            limit.acquire().await;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(1),
+            "the burst is free"
+        );
+        for _ in 0..10 {
+            limit.acquire().await;
+        }
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(990) && waited <= Duration::from_millis(1100),
+            "{waited:?}"
+        );
     }
 
     #[test]

@@ -320,6 +320,14 @@ pub struct RunArgs {
     #[arg(long, env = "KLE_DRY_RUN")]
     pub dry_run: bool,
 
+    /// List requests per second, on average (client-side rate limit, like client-go's QPS).
+    #[arg(long, env = "KLE_LIST_QPS", default_value_t = 20.0, value_name = "N")]
+    pub list_qps: f64,
+
+    /// List requests allowed in a burst above --list-qps.
+    #[arg(long, env = "KLE_LIST_BURST", default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub list_burst: u32,
+
     /// Attempts for one API request (list page or log stream) before it counts as failed.
     #[arg(long, env = "KLE_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
@@ -403,6 +411,8 @@ pub struct Config {
     pub compression_level: u32,
     pub concurrency: usize,
     pub max_attempts: u32,
+    pub list_qps: f64,
+    pub list_burst: u32,
     pub full: bool,
     pub state_ttl: Duration,
     pub keep_runs: Option<u32>,
@@ -466,6 +476,15 @@ impl ExportArgs {
             compression_level: self.output.compression_level,
             concurrency: self.run.concurrency as usize,
             max_attempts: self.run.max_attempts,
+            list_qps: match self.run.list_qps {
+                q if q.is_finite() && q > 0.0 => q,
+                q => {
+                    return Err(Error::Usage(format!(
+                        "--list-qps {q} must be a positive number, e.g. 20"
+                    )));
+                }
+            },
+            list_burst: self.run.list_burst,
             full: self.output.full,
             state_ttl: parse_duration("--state-ttl", &self.output.state_ttl)?,
             keep_runs: self.output.keep_runs,

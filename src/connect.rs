@@ -2,6 +2,7 @@
 //! a kubeconfig, the in-cluster ServiceAccount folder, or `kubectl proxy`.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
@@ -11,13 +12,52 @@ use crate::error::{Error, Result};
 /// A client plus what the manifest and the error sentences need to know about it.
 #[derive(Clone)]
 pub struct Connection {
-    pub client: kube::Client,
+    client: Arc<RwLock<Credentials>>,
+    /// Kept to rebuild the client when the server rejects its credentials.
+    config: kube::Config,
     /// Cluster URL, for messages and the manifest (never carries credentials).
     pub server: String,
     /// How the connection was configured, in words ("kubeconfig /x, context y").
     pub source: String,
     /// The namespace the exporter runs in, when known (in-cluster), to leave its own pods out.
     pub own_namespace: Option<String>,
+}
+
+/// The client of one generation of credentials.
+struct Credentials {
+    generation: u64,
+    client: kube::Client,
+}
+
+impl Connection {
+    /// The current client and its credentials' generation.
+    pub fn client(&self) -> (u64, kube::Client) {
+        // A poisoned lock only means a refresh panicked; the old client is still valid.
+        let current = self.client.read().unwrap_or_else(|p| p.into_inner());
+        (current.generation, current.client.clone())
+    }
+
+    /// The server answered 401 to a request made with `generation`: build a
+    /// new client, which reads the credentials afresh (a rotated ServiceAccount
+    /// token file, a refreshed exec plugin token). Requests that saw the same
+    /// 401 share one refresh.
+    pub fn refresh_credentials(&self, generation: u64) -> Result<()> {
+        let mut current = self.client.write().unwrap_or_else(|p| p.into_inner());
+        if current.generation != generation {
+            return Ok(());
+        }
+        let client =
+            kube::Client::try_from(self.config.clone()).map_err(|e| Error::Kubeconfig {
+                path: self.source.clone(),
+                message: e.to_string(),
+            })?;
+        tracing::info!("the API server rejected the credentials; read them again");
+        *current = Credentials {
+            generation: generation + 1,
+            client,
+        };
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Connection {
@@ -65,12 +105,16 @@ pub async fn connect(cfg: &ConnectConfig) -> Result<Connection> {
     config.read_timeout = None;
 
     let server = redact_url(&config.cluster_url.to_string());
-    let client = kube::Client::try_from(config).map_err(|e| Error::Kubeconfig {
+    let client = kube::Client::try_from(config.clone()).map_err(|e| Error::Kubeconfig {
         path: source.clone(),
         message: e.to_string(),
     })?;
     Ok(Connection {
-        client,
+        client: Arc::new(RwLock::new(Credentials {
+            generation: 0,
+            client,
+        })),
+        config,
         server,
         source,
         own_namespace,

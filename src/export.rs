@@ -108,7 +108,12 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
     };
 
     let shutdown = Shutdown::start(config.deadline, config.shutdown_grace);
-    let api = ApiClient::new(conn.clone(), RetryPolicy::new(config.max_attempts));
+    let api = ApiClient::with_list_rate(
+        conn.clone(),
+        RetryPolicy::new(config.max_attempts),
+        config.list_qps,
+        config.list_burst,
+    );
     let discovery = Discovery {
         api: api.clone(),
         selection: Arc::new(config.selection.clone()),
@@ -186,11 +191,11 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
             collected.add(done);
         }
     }
-    let stopped = shutdown.stop_starting.is_cancelled();
     drop(rx); // discovery stops at its next send
     while let Some(done) = streams.join_next().await {
         collected.add(done);
     }
+    let stopped = shutdown.stop_starting.is_cancelled();
     match discovery_task.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) if !stopped => collected.set_fatal(e),
@@ -605,7 +610,12 @@ async fn dry_run(config: Config, conn: Connection) -> Result<RunReport> {
     } else {
         State::default()
     };
-    let api = ApiClient::new(conn.clone(), RetryPolicy::new(config.max_attempts));
+    let api = ApiClient::with_list_rate(
+        conn.clone(),
+        RetryPolicy::new(config.max_attempts),
+        config.list_qps,
+        config.list_burst,
+    );
     let discovery = Discovery {
         api,
         selection: Arc::new(config.selection.clone()),

@@ -8,6 +8,7 @@ mod connect;
 mod doctor;
 mod errors;
 mod export;
+mod faults;
 mod incremental;
 mod manifests;
 mod progress;

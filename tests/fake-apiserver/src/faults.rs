@@ -41,6 +41,7 @@ struct Inner {
 pub struct Faults {
     inner: Mutex<Inner>,
     token_epoch: AtomicU64,
+    expire_on_use: AtomicU64,
 }
 
 impl Faults {
@@ -90,6 +91,22 @@ impl Faults {
     pub fn clear(&self) {
         let mut i = self.inner.lock().unwrap();
         *i = Inner::default();
+    }
+
+    /// The next `times` list requests that carry a continue token find it
+    /// expired (410), as when etcd compacted the revision mid-list.
+    pub fn expire_continue_tokens_on_use(&self, times: u64) {
+        self.expire_on_use.store(times, Ordering::SeqCst);
+    }
+
+    /// A list request with a continue token arrived: expire it if armed.
+    pub(crate) fn continue_token_used(&self) {
+        let armed = self
+            .expire_on_use
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if armed.is_ok() {
+            self.expire_continue_tokens();
+        }
     }
 
     pub(crate) fn token_epoch(&self) -> u64 {

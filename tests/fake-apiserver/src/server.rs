@@ -567,6 +567,9 @@ fn page_response(
     items: Vec<(String, Value)>,
     unfiltered: bool,
 ) -> Response<Body> {
+    if p.cont.as_deref().is_some_and(|c| !c.is_empty()) {
+        state.faults.continue_token_used();
+    }
     match paginate(
         items,
         p.limit,
