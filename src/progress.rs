@@ -61,17 +61,14 @@ impl Progress {
         let text = config.log_format == LogFormat::Text;
         let exported = Arc::new(AtomicU64::new(0));
         let failures = Arc::new(AtomicU64::new(0));
-        let target = match config.progress {
-            ProgressMode::Never => None,
-            ProgressMode::Auto if !(terminal && text) => None,
-            // indicatif's own stderr target hides itself on a dumb terminal.
-            ProgressMode::Auto => Some(ProgressDrawTarget::stderr_with_hz(8)),
+        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        let draw = match config.progress {
+            ProgressMode::Never => false,
+            ProgressMode::Auto => terminal && text && !dumb,
             // Asked for: drawn even into a pipe (e.g. `kubectl logs -f` of a Job).
-            ProgressMode::Always => Some(ProgressDrawTarget::term_like_with_hz(
-                Box::new(AnsiStderr),
-                8,
-            )),
+            ProgressMode::Always => true,
         };
+        let target = draw.then(|| ProgressDrawTarget::term_like_with_hz(Box::new(StderrTerm), 8));
         let drawn = target.is_some();
         let bar = match target {
             Some(target) => {
@@ -230,8 +227,14 @@ fn summary_table(run: &RunSummary, elapsed: Duration) -> String {
         ),
     ];
     let mut t = format!(
-        "export finished: run {}, exit code {}\n",
-        run.run_id, run.exit_code
+        "export finished: run {}, exit code {}{}\n",
+        run.run_id,
+        run.exit_code,
+        match run.exit_code {
+            0 => "",
+            // A namespace that could not be listed fails the run with every count at zero.
+            _ => " (see manifest.json)",
+        }
     );
     for (label, value, note) in rows {
         let _ = write!(t, "  {label:<12}{value:>12}");
@@ -278,28 +281,30 @@ impl Drop for LogLine {
     }
 }
 
-/// `--progress always` into something that is not a terminal: plain ANSI
-/// cursor moves on stderr, 80 columns unless $COLUMNS says otherwise.
-struct AnsiStderr;
+/// Where the bar is drawn: stderr, with plain ANSI cursor moves (also into
+/// a pipe, for `--progress always`).
+struct StderrTerm;
 
-impl AnsiStderr {
+impl StderrTerm {
     fn put(&self, s: &str) -> std::io::Result<()> {
         std::io::stderr().lock().write_all(s.as_bytes())
     }
 }
 
-impl std::fmt::Debug for AnsiStderr {
+impl std::fmt::Debug for StderrTerm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AnsiStderr")
+        f.write_str("StderrTerm")
     }
 }
 
-impl indicatif::TermLike for AnsiStderr {
+impl indicatif::TermLike for StderrTerm {
+    /// Two columns short of the terminal's width: the `^C` a terminal echoes
+    /// after a full-width bar would wrap it, and its last frame would stay behind.
     fn width(&self) -> u16 {
-        std::env::var("COLUMNS")
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(80)
+        let columns = terminal_columns()
+            .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+            .unwrap_or(80);
+        columns.saturating_sub(2).max(20)
     }
 
     fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
@@ -345,6 +350,19 @@ impl indicatif::TermLike for AnsiStderr {
     fn flush(&self) -> std::io::Result<()> {
         std::io::stderr().flush()
     }
+}
+
+/// Columns of the terminal on stderr, if it is one.
+fn terminal_columns() -> Option<u16> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ fills the winsize it is given and nothing else.
+    let rc = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) };
+    (rc == 0 && size.ws_col > 0).then_some(size.ws_col)
 }
 
 #[cfg(test)]
