@@ -91,6 +91,54 @@ pub struct ExportArgs {
 
     #[command(flatten)]
     pub run: RunArgs,
+
+    #[command(flatten)]
+    pub shard: ShardArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Sharding (Indexed Job)")]
+pub struct ShardArgs {
+    /// Number of shards the pods are split into (one per Indexed Job completion).
+    #[arg(long, env = "KLE_SHARD_COUNT", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub shard_count: Option<u32>,
+
+    /// This exporter's shard, 0..N-1 (default: $JOB_COMPLETION_INDEX, set by an Indexed Job).
+    #[arg(long, env = "KLE_SHARD_INDEX", value_name = "I")]
+    pub shard_index: Option<u32>,
+}
+
+impl ShardArgs {
+    pub fn into_shard(self) -> Result<Option<crate::select::Shard>> {
+        let Some(count) = self.shard_count else {
+            if self.shard_index.is_some() {
+                return Err(Error::Usage(
+                    "--shard-index needs --shard-count (how many shards there are)".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let index = match self.shard_index {
+            Some(index) => index,
+            None => match std::env::var("JOB_COMPLETION_INDEX") {
+                Ok(v) => v.trim().parse().map_err(|_| {
+                    Error::Usage(format!("JOB_COMPLETION_INDEX {v:?} is not a shard number"))
+                })?,
+                Err(_) => {
+                    return Err(Error::Usage(
+                        "--shard-count is set but this exporter does not know its shard: pass --shard-index or run it in an Indexed Job (JOB_COMPLETION_INDEX)".into(),
+                    ));
+                }
+            },
+        };
+        if index >= count {
+            return Err(Error::Usage(format!(
+                "shard index {index} is out of range for {count} shards (0..{})",
+                count - 1
+            )));
+        }
+        Ok(Some(crate::select::Shard { index, count }))
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -388,6 +436,8 @@ pub struct Selection {
     pub exclude_containers: Vec<Regex>,
     pub container_kinds: Vec<ContainerKind>,
     pub include_self: bool,
+    /// Only this shard's pods (Indexed Job).
+    pub shard: Option<crate::select::Shard>,
 }
 
 /// What part of each log to ask for.
@@ -463,7 +513,10 @@ impl ExportArgs {
         }
         Ok(Config {
             connect: self.connect.into_config(&self.run.stream_idle_timeout)?,
-            selection: self.select.into_selection()?,
+            selection: crate::cli::Selection {
+                shard: self.shard.into_shard()?,
+                ..self.select.into_selection()?
+            },
             range: LogRange {
                 since_seconds,
                 since_time,
@@ -550,6 +603,7 @@ impl SelectArgs {
             exclude_containers: regexes("--exclude-container", &self.exclude_container)?,
             container_kinds: self.container_kinds,
             include_self: self.include_self,
+            shard: None,
         })
     }
 }

@@ -65,7 +65,16 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
         .clone()
         .unwrap_or_else(|| default_run_id(started_at));
     sink::create_private_dir(&config.output).map_err(|e| Error::from_write(&config.output, &e))?;
-    let lock_path = config.output.join(LOCK_FILE);
+    let shard = config.selection.shard;
+    if shard.is_some() && config.run_id.is_none() {
+        tracing::warn!(
+            "sharded run without --run-id: each shard names its folder by its own start time; set KLE_RUN_ID the same for all shards (the manifests use the Job's name)"
+        );
+    }
+    let lock_path = config.output.join(format!(
+        "{LOCK_FILE}{}",
+        shard.map(|s| s.suffix()).unwrap_or_default()
+    ));
     let _lock = match OutputLock::try_acquire(&lock_path) {
         Ok(Some(lock)) => lock,
         Ok(None) => {
@@ -80,7 +89,7 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
     tracing::info!(run_id, server = %conn.server, connection = %conn.source, "export started");
     let progress = Progress::new(&config);
 
-    let state_files = StateFiles::default();
+    let state_files = StateFiles::for_shard(shard);
     let incremental = config.incremental();
     if !incremental {
         tracing::info!(
@@ -233,8 +242,7 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
             );
         }
         let output = config.output.clone();
-        let saved =
-            tokio::task::spawn_blocking(move || state.save(&output, &StateFiles::default())).await;
+        let saved = tokio::task::spawn_blocking(move || state.save(&output, &state_files)).await;
         match saved {
             Ok(Ok(())) => {}
             Ok(Err(e)) => collected.set_fatal(Error::from_write(
@@ -286,6 +294,10 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
         selection: selection_record(&config),
         counts: counts.clone(),
         exit_code,
+        shard: shard.map(|s| crate::manifest::ShardRecord {
+            index: s.index,
+            count: s.count,
+        }),
         errors,
         gaps: std::mem::take(&mut collected.gaps),
         namespaces: collected
@@ -310,7 +322,8 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
         Err(e) => tracing::error!("could not write the manifest: {e}"),
     }
 
-    if collected.fatal.is_none() {
+    // One shard (the first) prunes old runs, so shards never race on deletes.
+    if collected.fatal.is_none() && shard.is_none_or(|s| s.index == 0) {
         let policy = Retention {
             keep_runs: config.keep_runs,
             keep_days: config.keep_days,
@@ -579,7 +592,7 @@ fn remove_leftover_temp_files(runs_dir: &Path, current: &Path) {
     };
     for run in runs.flatten() {
         let run_path = run.path();
-        if run_path == current || run_path.join(crate::manifest::MANIFEST_FILE).exists() {
+        if run_path == current || Manifest::any_in(&run_path) {
             continue;
         }
         let pods = std::fs::read_dir(&run_path)
@@ -606,7 +619,10 @@ fn remove_leftover_temp_files(runs_dir: &Path, current: &Path) {
 /// `--dry-run`: list and select exactly as a run would, print the plan, write nothing.
 async fn dry_run(config: Config, conn: Connection) -> Result<RunReport> {
     let state = if config.incremental() && !config.full {
-        State::load(&config.output, &StateFiles::default())
+        State::load(
+            &config.output,
+            &StateFiles::for_shard(config.selection.shard),
+        )
     } else {
         State::default()
     };

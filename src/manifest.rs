@@ -137,6 +137,9 @@ pub struct Manifest {
     pub selection: SelectionRecord,
     pub counts: Counts,
     pub exit_code: u8,
+    /// Set when this is one shard of an Indexed Job's run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRecord>,
     /// Run-level problems: namespaces that could not be listed, a fatal error.
     pub errors: Vec<String>,
     /// Lines known to be lost: instances that vanished from the API before
@@ -147,10 +150,43 @@ pub struct Manifest {
     pub files: Vec<FileRecord>,
 }
 
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShardRecord {
+    pub index: u32,
+    pub count: u32,
+}
+
 impl Manifest {
+    /// `manifest.json`, or `manifest-<i>-of-<n>.json` for one shard: shards
+    /// share a run folder and never write the same file.
+    pub fn file_name(shard: Option<ShardRecord>) -> String {
+        match shard {
+            None => MANIFEST_FILE.to_string(),
+            Some(s) => format!("manifest-{}-of-{}.json", s.index, s.count),
+        }
+    }
+
     pub fn write(&self, run_dir: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        crate::sink::write_file_atomically(&run_dir.join(MANIFEST_FILE), &json)
+        crate::sink::write_file_atomically(&run_dir.join(Manifest::file_name(self.shard)), &json)
+    }
+
+    pub fn read_file(path: &Path) -> std::io::Result<Manifest> {
+        let bytes = std::fs::read(path)?;
+        serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+    }
+
+    /// Whether a run folder holds a run record (whole or of a shard).
+    pub fn any_in(run_dir: &Path) -> bool {
+        std::fs::read_dir(run_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with("manifest") && name.ends_with(".json")
+            })
     }
 
     pub fn read(run_dir: &Path) -> std::io::Result<Manifest> {

@@ -60,6 +60,19 @@ fn started_at(run_dir: &Path) -> DateTime<Utc> {
     if let Ok(manifest) = Manifest::read(run_dir) {
         return manifest.started_at;
     }
+    // A sharded run: any shard's manifest has the run's start.
+    let shard_manifest = std::fs::read_dir(run_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("manifest-") && name.ends_with(".json")
+        });
+    if let Some(manifest) = shard_manifest.and_then(|e| Manifest::read_file(&e.path()).ok()) {
+        return manifest.started_at;
+    }
     std::fs::metadata(run_dir)
         .and_then(|m| m.modified())
         .map(DateTime::<Utc>::from)

@@ -182,6 +182,19 @@ pub struct StateFiles {
     pub journal: String,
 }
 
+impl StateFiles {
+    /// Each shard keeps its own checkpoints: shards never write the same file.
+    pub fn for_shard(shard: Option<crate::select::Shard>) -> StateFiles {
+        match shard {
+            None => StateFiles::default(),
+            Some(s) => StateFiles {
+                state: format!("state{}.json", s.suffix()),
+                journal: format!("state{}.journal", s.suffix()),
+            },
+        }
+    }
+}
+
 impl Default for StateFiles {
     fn default() -> Self {
         StateFiles {

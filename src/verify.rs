@@ -102,22 +102,14 @@ pub fn verify(run_dir: &Path) -> Result<Verification> {
             path: run_dir.to_path_buf(),
         });
     }
-    let manifest = match Manifest::read(run_dir) {
-        Ok(manifest) => manifest,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::NoManifest {
-                path: manifest_path,
-            });
-        }
-        Err(e) => {
-            return Err(Error::BadManifest {
-                path: manifest_path,
-                message: e.to_string(),
-            });
-        }
-    };
-
+    let (manifest, missing_shards) = load_run_records(run_dir, &manifest_path)?;
     let mut verification = Verification::default();
+    for shard in missing_shards {
+        verification.findings.push(Finding {
+            path: shard,
+            problem: Problem::Missing,
+        });
+    }
     let mut listed: BTreeSet<PathBuf> = BTreeSet::new();
     for record in &manifest.files {
         let Some(rel) = record.path.as_deref() else {
@@ -324,6 +316,56 @@ fn safe_relative(path: &str) -> Option<PathBuf> {
         }
     }
     (!clean.as_os_str().is_empty()).then_some(clean)
+}
+
+/// The run's record: `manifest.json`, or for a run written by N shards the
+/// union of their `manifest-<i>-of-<n>.json`, plus the names of the shard
+/// manifests that are missing (shards that have not finished).
+fn load_run_records(run_dir: &Path, manifest_path: &Path) -> Result<(Manifest, Vec<String>)> {
+    let bad = |path: &Path, e: io::Error| Error::BadManifest {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    match Manifest::read(run_dir) {
+        Ok(manifest) => return Ok((manifest, Vec::new())),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(bad(manifest_path, e)),
+        Err(_) => {}
+    }
+    let mut shards: Vec<(u32, u32, PathBuf)> = std::fs::read_dir(run_dir)
+        .map_err(|e| bad(run_dir, e))?
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let (i, n) = name
+                .strip_prefix("manifest-")?
+                .strip_suffix(".json")?
+                .split_once("-of-")?;
+            Some((i.parse().ok()?, n.parse().ok()?, entry.path()))
+        })
+        .collect();
+    shards.sort();
+    let Some(((_, count, first), rest)) = shards.split_first() else {
+        return Err(Error::NoManifest {
+            path: manifest_path.to_path_buf(),
+        });
+    };
+    let count = *count;
+    if rest.iter().any(|s| s.1 != count) {
+        return Err(Error::BadManifest {
+            path: run_dir.to_path_buf(),
+            message: "its shard manifests disagree on the number of shards".into(),
+        });
+    }
+    let mut combined = Manifest::read_file(first).map_err(|e| bad(first, e))?;
+    for (_, _, path) in rest {
+        let part = Manifest::read_file(path).map_err(|e| bad(path, e))?;
+        combined.files.extend(part.files);
+    }
+    let missing = (0..count)
+        .filter(|i| !shards.iter().any(|s| s.0 == *i))
+        .map(|i| format!("manifest-{i}-of-{count}.json (shard {i} has not finished)"))
+        .collect();
+    Ok((combined, missing))
 }
 
 /// The run's own records at the top of the folder: manifest.json, and the

@@ -12,4 +12,5 @@ mod faults;
 mod incremental;
 mod manifests;
 mod progress;
+mod shards;
 mod verify;

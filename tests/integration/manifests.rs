@@ -273,10 +273,19 @@ fn exporter_config(template: &Value) -> (Vec<String>, Config) {
         let flag = flags_by_env
             .get(name)
             .unwrap_or_else(|| panic!("env {name} is read by no flag of the exporter"));
-        let value = env["value"]
-            .as_str()
-            .unwrap_or_else(|| panic!("env {name} has no literal value to check"));
+        let value = match env["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            // The Job's name, the same for every pod of one run: what a real pod gets.
+            Some("metadata.labels['batch.kubernetes.io/job-name']") => "log-exporter-29123456",
+            Some(other) => panic!("env {name} comes from {other}, which the test cannot check"),
+            None => env["value"]
+                .as_str()
+                .unwrap_or_else(|| panic!("env {name} has no literal value to check")),
+        };
         argv.push(format!("--{flag}={value}"));
+    }
+    // An Indexed Job gives each pod JOB_COMPLETION_INDEX; stand in for it.
+    if argv.iter().any(|a| a.starts_with("--shard-count=")) {
+        argv.push("--shard-index=0".into());
     }
     let cli = Cli::try_parse_from(&argv)
         .unwrap_or_else(|e| panic!("the manifest's args {argv:?} do not parse:\n{e}"));
@@ -305,6 +314,7 @@ fn workloads_parse_nest_their_deadlines_and_are_restricted() {
         ("base", "base"),
         ("overlays/job", "job"),
         ("overlays/namespaced", "namespaced"),
+        ("overlays/sharded", "sharded"),
     ] {
         let objects = rendered(dir, name);
         let cron_args = of_kind(&objects, "CronJob")
@@ -336,6 +346,26 @@ fn workloads_parse_nest_their_deadlines_and_are_restricted() {
                     &workload["spec"]
                 }
             };
+            if let Some(shard) = config.selection.shard {
+                assert_eq!(
+                    job_spec["completionMode"], "Indexed",
+                    "{what}: shards need an Indexed Job"
+                );
+                assert_eq!(
+                    int(&job_spec["completions"], "completions"),
+                    shard.count as u64,
+                    "{what}"
+                );
+                assert_eq!(
+                    int(&job_spec["parallelism"], "parallelism"),
+                    shard.count as u64,
+                    "{what}"
+                );
+                assert!(
+                    config.run_id.is_some(),
+                    "{what}: shards must agree on the run id"
+                );
+            }
             check_time_limits(job_spec, &config, &what);
             check_restricted(&template["spec"], &what);
             let labels = &template["metadata"]["labels"];
@@ -351,7 +381,7 @@ fn workloads_parse_nest_their_deadlines_and_are_restricted() {
         }
     }
     assert!(
-        checked >= 4,
+        checked >= 5,
         "expected CronJobs and a Job, checked {checked}"
     );
 }
