@@ -47,24 +47,8 @@ pub struct DoctorArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
 
-    /// Namespace the export reads (repeatable or comma-separated). Default: all namespaces.
-    #[arg(
-        short = 'n',
-        long = "namespace",
-        env = "KLE_NAMESPACE",
-        value_delimiter = ',',
-        value_name = "NS"
-    )]
-    pub namespaces: Vec<String>,
-
-    /// Check for an export of every namespace (the default when no --namespace is given).
-    #[arg(
-        short = 'A',
-        long,
-        env = "KLE_ALL_NAMESPACES",
-        conflicts_with = "namespaces"
-    )]
-    pub all_namespaces: bool,
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
 }
 
 /// `verify`: one run folder.
@@ -181,9 +165,10 @@ pub enum ContainerKind {
     Ephemeral,
 }
 
+/// Which namespaces: shared by the export and `doctor`, which checks the
+/// permissions of exactly that export.
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Selection")]
-pub struct SelectArgs {
+pub struct NamespaceArgs {
     /// Namespace to export (repeatable or comma-separated). Default: all namespaces.
     #[arg(
         short = 'n',
@@ -202,6 +187,24 @@ pub struct SelectArgs {
         conflicts_with = "namespaces"
     )]
     pub all_namespaces: bool,
+}
+
+impl NamespaceArgs {
+    /// The namespaces named, trimmed; empty means all.
+    pub fn names(&self) -> Vec<String> {
+        self.namespaces
+            .iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Selection")]
+pub struct SelectArgs {
+    #[command(flatten)]
+    pub namespaces: NamespaceArgs,
 
     /// Leave out namespaces whose whole name matches this regex (repeatable).
     #[arg(
@@ -578,14 +581,8 @@ impl ConnectArgs {
 
 impl SelectArgs {
     pub fn into_selection(self) -> Result<Selection> {
-        let namespaces: Vec<String> = self
-            .namespaces
-            .into_iter()
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-            .collect();
         Ok(Selection {
-            namespaces,
+            namespaces: self.namespaces.names(),
             exclude_namespaces: regexes("--exclude-namespace", &self.exclude_namespace)?,
             pod: self
                 .pod

@@ -34,12 +34,7 @@ const ROLE_NAME: &str = "log-exporter";
 const CONCURRENT_REVIEWS: usize = 8;
 
 pub async fn run(args: DoctorArgs) -> Result<u8> {
-    let namespaces: Vec<String> = args
-        .namespaces
-        .iter()
-        .map(|n| n.trim().to_string())
-        .filter(|n| !n.is_empty())
-        .collect();
+    let namespaces = args.namespaces.names();
     // The idle timeout matters only to log streams; doctor opens none.
     let connect_config = args.connect.into_config("60s")?;
     let conn = connect::connect(&connect_config).await?;

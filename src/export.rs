@@ -117,17 +117,7 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
     };
 
     let shutdown = Shutdown::start(config.deadline, config.shutdown_grace);
-    let api = ApiClient::with_list_rate(
-        conn.clone(),
-        RetryPolicy::new(config.max_attempts),
-        config.list_qps,
-        config.list_burst,
-    );
-    let discovery = Discovery {
-        api: api.clone(),
-        selection: Arc::new(config.selection.clone()),
-        own_pod: OwnPod::detect(conn.own_namespace.clone()),
-    };
+    let (api, discovery) = discovery_for(&config, &conn);
     // Bounded: discovery runs ahead of the streams by at most this many targets.
     let (tx, mut rx) = mpsc::channel::<Discovered>(4096);
     let discovery_task = tokio::spawn(discovery.run(tx));
@@ -166,7 +156,11 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
         }
         let resume_from = match plan(&planning, &target, &mut collected) {
             Plan::AlreadyDone => {
-                collected.files.push(already_done_record(&target));
+                collected.files.push(stream::record_for(
+                    &target,
+                    FileStatus::Skipped,
+                    Some("previous instance already exported to its end by an earlier run".into()),
+                ));
                 progress.finished(&collected.files[collected.files.len() - 1]);
                 continue;
             }
@@ -359,6 +353,22 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
     })
 }
 
+/// The API client of a run and the discovery that lists its targets.
+fn discovery_for(config: &Config, conn: &Connection) -> (ApiClient, Discovery) {
+    let api = ApiClient::with_list_rate(
+        conn.clone(),
+        RetryPolicy::new(config.max_attempts),
+        config.list_qps,
+        config.list_burst,
+    );
+    let discovery = Discovery {
+        api: api.clone(),
+        selection: Arc::new(config.selection.clone()),
+        own_pod: OwnPod::detect(conn.own_namespace.clone()),
+    };
+    (api, discovery)
+}
+
 /// Decide where a target starts. Also notes instances the API no longer
 /// shows whose checkpoints say lines are missing (the container restarted
 /// more than once between runs): those are gaps, recorded, not hidden.
@@ -418,28 +428,6 @@ fn checkpoint_of(target: &Target, outcome: &Outcome) -> Option<Checkpoint> {
             && outcome.record.status == FileStatus::Complete,
         last_seen: Utc::now(),
     })
-}
-
-fn already_done_record(target: &Target) -> FileRecord {
-    FileRecord {
-        namespace: target.pod.namespace.clone(),
-        pod: target.pod.name.clone(),
-        pod_uid: target.pod.uid.clone(),
-        container: target.container.clone(),
-        container_kind: target.kind,
-        instance: target.instance,
-        container_id: target.container_id.clone(),
-        status: FileStatus::Skipped,
-        reason: Some("previous instance already exported to its end by an earlier run".into()),
-        path: None,
-        bytes: 0,
-        bytes_compressed: 0,
-        lines: 0,
-        first_timestamp: None,
-        last_timestamp: None,
-        sha256: None,
-        attempts: 0,
-    }
 }
 
 #[derive(Default)]
@@ -592,7 +580,7 @@ fn remove_leftover_temp_files(runs_dir: &Path, current: &Path) {
     };
     for run in runs.flatten() {
         let run_path = run.path();
-        if run_path == current || Manifest::any_in(&run_path) {
+        if run_path == current || !Manifest::files_in(&run_path).is_empty() {
             continue;
         }
         let pods = std::fs::read_dir(&run_path)
@@ -626,17 +614,7 @@ async fn dry_run(config: Config, conn: Connection) -> Result<RunReport> {
     } else {
         State::default()
     };
-    let api = ApiClient::with_list_rate(
-        conn.clone(),
-        RetryPolicy::new(config.max_attempts),
-        config.list_qps,
-        config.list_burst,
-    );
-    let discovery = Discovery {
-        api,
-        selection: Arc::new(config.selection.clone()),
-        own_pod: OwnPod::detect(conn.own_namespace.clone()),
-    };
+    let (_, discovery) = discovery_for(&config, &conn);
     let (tx, mut rx) = mpsc::channel::<Discovered>(4096);
     let discovery_task = tokio::spawn(discovery.run(tx));
     let mut collected = Collected::default();

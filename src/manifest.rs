@@ -176,17 +176,23 @@ impl Manifest {
         serde_json::from_slice(&bytes).map_err(std::io::Error::other)
     }
 
-    /// Whether a run folder holds a run record (whole or of a shard).
-    pub fn any_in(run_dir: &Path) -> bool {
-        std::fs::read_dir(run_dir)
+    /// The run records in a run folder: `manifest.json` and shard manifests.
+    pub fn files_in(run_dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut found: Vec<_> = std::fs::read_dir(run_dir)
             .into_iter()
             .flatten()
             .flatten()
-            .any(|e| {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 name.starts_with("manifest") && name.ends_with(".json")
             })
+            .collect();
+        found.sort();
+        found
     }
 
     pub fn read(run_dir: &Path) -> std::io::Result<Manifest> {

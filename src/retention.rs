@@ -57,20 +57,11 @@ pub fn apply(
 /// When a run started: its manifest says; a run without one (killed) falls
 /// back to the folder's modification time.
 fn started_at(run_dir: &Path) -> DateTime<Utc> {
-    if let Ok(manifest) = Manifest::read(run_dir) {
-        return manifest.started_at;
-    }
-    // A sharded run: any shard's manifest has the run's start.
-    let shard_manifest = std::fs::read_dir(run_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .find(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("manifest-") && name.ends_with(".json")
-        });
-    if let Some(manifest) = shard_manifest.and_then(|e| Manifest::read_file(&e.path()).ok()) {
+    // manifest.json, or any shard's manifest of a sharded run.
+    if let Some(manifest) = Manifest::files_in(run_dir)
+        .iter()
+        .find_map(|p| Manifest::read_file(p).ok())
+    {
         return manifest.started_at;
     }
     std::fs::metadata(run_dir)

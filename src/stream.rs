@@ -48,7 +48,7 @@ pub async fn export_target(
     target: &Target,
     resume_from: Option<Mark>,
 ) -> Outcome {
-    let mut record = empty_record(target);
+    let mut record = record_for(target, FileStatus::Failed, None);
     let mut scanner = LineScanner::new(!settings.range.keep_timestamps, resume_from);
     let final_path = settings
         .run_dir
@@ -294,7 +294,8 @@ pub fn relative_path(target: &Target) -> String {
     )
 }
 
-fn empty_record(target: &Target) -> FileRecord {
+/// A manifest record for a target, before anything is known of its log.
+pub fn record_for(target: &Target, status: FileStatus, reason: Option<String>) -> FileRecord {
     FileRecord {
         namespace: target.pod.namespace.clone(),
         pod: target.pod.name.clone(),
@@ -303,8 +304,8 @@ fn empty_record(target: &Target) -> FileRecord {
         container_kind: target.kind,
         instance: target.instance,
         container_id: target.container_id.clone(),
-        status: FileStatus::Failed,
-        reason: None,
+        status,
+        reason,
         path: None,
         bytes: 0,
         bytes_compressed: 0,
