@@ -6,6 +6,7 @@ mod util;
 
 mod connect;
 mod doctor;
+mod dry_run;
 mod errors;
 mod export;
 mod faults;
