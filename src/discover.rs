@@ -222,6 +222,12 @@ impl Discovery {
         ) {
             return None;
         }
+        // Names become folder names: a Kubernetes name never holds '/' or is
+        // '..', but a misbehaving server or proxy must not write outside the run.
+        if !safe_file_name(&metadata.namespace) || !safe_file_name(&metadata.name) {
+            tracing::warn!(namespace = %metadata.namespace, pod = %metadata.name, "left out: the name cannot be a folder name");
+            return None;
+        }
         let pod_ref = Arc::new(PodRef {
             namespace: metadata.namespace,
             name: metadata.name,
@@ -248,6 +254,10 @@ impl Discovery {
         for (kind, containers, statuses) in kinds {
             for container in containers {
                 if !self.selection.container_wanted(&container.name, kind) {
+                    continue;
+                }
+                if !safe_file_name(&container.name) {
+                    tracing::warn!(pod = %pod_ref.name, container = %container.name, "left out: the name cannot be a file name");
                     continue;
                 }
                 let status = statuses.iter().find(|s| s.name == container.name);
@@ -285,6 +295,15 @@ impl Discovery {
         }
         Some(targets)
     }
+}
+
+/// Whether a name from the API can be used as one path component.
+fn safe_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && !name.starts_with('.')
 }
 
 /// How many times one list may restart after 410 Gone before giving up.
@@ -437,4 +456,19 @@ struct ContainerState {
 struct Terminated {
     #[serde(rename = "containerID", default)]
     container_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_file_name;
+
+    #[test]
+    fn names_that_would_leave_the_run_folder_are_refused() {
+        for bad in ["", ".", "..", "../etc", "a/b", ".hidden", "a\\b", "nul\0"] {
+            assert!(!safe_file_name(bad), "{bad:?}");
+        }
+        for good in ["web-0", "kube-system", "app.v2", "c0"] {
+            assert!(safe_file_name(good), "{good:?}");
+        }
+    }
 }
