@@ -18,6 +18,14 @@ pub struct ChildUsage {
     pub nivcsw: i64,
     pub exit_code: Option<i32>,
     pub timed_out: bool,
+    /// This process's resident set when it spawned the child. Linux can
+    /// carry the spawner's RSS into the child's ru_maxrss (fork copies the
+    /// address space; exec records the old one's high-water mark): it is
+    /// kept small (malloc_trim) and reported.
+    pub spawner_rss_kib: u64,
+    /// The exporter's own VmHWM (its address space after exec), sampled
+    /// every 10 ms while it ran: a cross-check of ru_maxrss.
+    pub sampled_hwm_kib: u64,
 }
 
 impl ChildUsage {
@@ -40,6 +48,9 @@ pub fn run_child(mut cmd: Command, timeout: Duration) -> Result<ChildUsage, Stri
             Ok(())
         });
     }
+    // SAFETY: plain libc call; returns freed heap to the OS.
+    unsafe { libc::malloc_trim(0) };
+    let spawner_rss_kib = self_rss_kib();
     let started = Instant::now();
     let child = cmd
         .spawn()
@@ -51,12 +62,22 @@ pub fn run_child(mut cmd: Command, timeout: Duration) -> Result<ChildUsage, Stri
     // while the watchdog may still signal it.
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(timeout) {
-            // SAFETY: plain syscall; pid is our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return true;
+        let deadline = Instant::now() + timeout;
+        let mut hwm = 0u64;
+        loop {
+            if let Some(kib) = vm_hwm_kib(pid) {
+                hwm = hwm.max(kib);
+            }
+            match done_rx.recv_timeout(Duration::from_millis(10)) {
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
+                    // SAFETY: plain syscall; pid is our unreaped child.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    return (true, hwm);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                _ => return (false, hwm),
+            }
         }
-        false
     });
     loop {
         // SAFETY: an all-zero siginfo_t is a valid value to be filled in.
@@ -80,7 +101,7 @@ pub fn run_child(mut cmd: Command, timeout: Duration) -> Result<ChildUsage, Stri
     }
     let wall = started.elapsed();
     let _ = done_tx.send(());
-    let timed_out = watchdog.join().unwrap_or(false);
+    let (timed_out, sampled_hwm_kib) = watchdog.join().unwrap_or((false, 0));
 
     let mut status: libc::c_int = 0;
     // SAFETY: an all-zero rusage is valid; wait4 fills it in.
@@ -101,6 +122,8 @@ pub fn run_child(mut cmd: Command, timeout: Duration) -> Result<ChildUsage, Stri
         nivcsw: ru.ru_nivcsw,
         exit_code,
         timed_out,
+        spawner_rss_kib,
+        sampled_hwm_kib,
     })
 }
 
@@ -122,4 +145,19 @@ pub fn thread_cpu() -> f64 {
     // SAFETY: plain syscall filling `ts`.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+fn status_field_kib(path: &str, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Peak resident set of a running process (absent once it exited).
+fn vm_hwm_kib(pid: libc::pid_t) -> Option<u64> {
+    status_field_kib(&format!("/proc/{pid}/status"), "VmHWM:")
+}
+
+fn self_rss_kib() -> u64 {
+    status_field_kib("/proc/self/status", "VmRSS:").unwrap_or(0)
 }
