@@ -8,8 +8,9 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
+use std::sync::Mutex;
+
+use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use sha2::{Digest, Sha256};
 
 /// What a committed file holds.
@@ -23,7 +24,7 @@ pub struct Written {
 pub struct GzipFile {
     final_path: PathBuf,
     tmp_path: PathBuf,
-    encoder: Option<GzEncoder<BufWriter<HashingWriter<File>>>>,
+    encoder: Option<PooledGzEncoder<BufWriter<HashingWriter<File>>>>,
 }
 
 /// The compressed bytes reach the file (and sha256) in blocks this big: the
@@ -35,10 +36,10 @@ impl GzipFile {
     pub fn create(final_path: PathBuf, level: u32) -> io::Result<GzipFile> {
         let tmp_path = temp_path_for(&final_path);
         let file = create_private_file(&tmp_path)?;
-        let encoder = GzEncoder::new(
+        let encoder = PooledGzEncoder::new(
             BufWriter::with_capacity(WRITE_BUFFER, HashingWriter::new(file)),
-            Compression::new(level),
-        );
+            level,
+        )?;
         Ok(GzipFile {
             final_path,
             tmp_path,
@@ -52,7 +53,7 @@ impl GzipFile {
 
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &mut self.encoder {
-            Some(encoder) => encoder.write_all(bytes),
+            Some(encoder) => encoder.write(bytes),
             None => Err(io::Error::other("file already committed")),
         }
     }
@@ -152,6 +153,107 @@ impl OutputLock {
     }
 }
 
+/// Deflate states of finished files, reused by the next ones. zlib-rs keeps
+/// a stream's whole state in one allocation of ~330 KiB: allocating it per
+/// file either fragments the heap (RSS grows with the number of pods) or,
+/// above the mmap threshold, costs an mmap, page faults and a munmap per
+/// file. At most this many are kept (more than a run's usual concurrency).
+static DEFLATE_POOL: Mutex<Vec<(u32, Compress)>> = Mutex::new(Vec::new());
+const DEFLATE_POOL_MAX: usize = 64;
+
+fn take_deflate(level: u32) -> Compress {
+    let reused = {
+        let mut pool = DEFLATE_POOL.lock().unwrap_or_else(|e| e.into_inner());
+        pool.iter()
+            .rposition(|(l, _)| *l == level)
+            .map(|i| pool.swap_remove(i).1)
+    };
+    match reused {
+        Some(mut c) => {
+            c.reset();
+            c
+        }
+        // Raw deflate: the gzip header and trailer are written here.
+        None => Compress::new(Compression::new(level), false),
+    }
+}
+
+fn give_back_deflate(level: u32, c: Compress) {
+    let mut pool = DEFLATE_POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.len() < DEFLATE_POOL_MAX {
+        pool.push((level, c));
+    }
+}
+
+/// gzip (RFC 1952) around a pooled raw deflate stream: what flate2's
+/// GzEncoder writes (no name, no mtime), with a state that is reused.
+struct PooledGzEncoder<W: Write> {
+    inner: W,
+    deflate: Option<Compress>,
+    level: u32,
+    crc: Crc,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> PooledGzEncoder<W> {
+    fn new(mut inner: W, level: u32) -> io::Result<Self> {
+        // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL OS=unknown
+        let xfl = match level {
+            0 | 1 => 4,
+            9 => 2,
+            _ => 0,
+        };
+        inner.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255])?;
+        Ok(PooledGzEncoder {
+            inner,
+            deflate: Some(take_deflate(level)),
+            level,
+            crc: Crc::new(),
+            buf: Vec::with_capacity(32 * 1024),
+        })
+    }
+
+    fn write(&mut self, mut input: &[u8]) -> io::Result<()> {
+        self.crc.update(input);
+        while !input.is_empty() {
+            let consumed = self.step(input, FlushCompress::None)?.0;
+            input = &input[consumed..];
+        }
+        Ok(())
+    }
+
+    /// One deflate call into `buf`, whose output goes to `inner`.
+    fn step(&mut self, input: &[u8], flush: FlushCompress) -> io::Result<(usize, Status)> {
+        let deflate = self
+            .deflate
+            .as_mut()
+            .ok_or_else(|| io::Error::other("gzip stream already finished"))?;
+        self.buf.clear();
+        let before = deflate.total_in();
+        let status = deflate
+            .compress_vec(input, &mut self.buf, flush)
+            .map_err(io::Error::other)?;
+        let consumed = (deflate.total_in() - before) as usize;
+        if consumed == 0 && self.buf.is_empty() && status == Status::BufError {
+            return Err(io::Error::other("deflate made no progress"));
+        }
+        self.inner.write_all(&self.buf)?;
+        Ok((consumed, status))
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        while self.step(&[], FlushCompress::Finish)?.1 != Status::StreamEnd {}
+        let mut trailer = [0u8; 8];
+        trailer[..4].copy_from_slice(&self.crc.sum().to_le_bytes());
+        trailer[4..].copy_from_slice(&self.crc.amount().to_le_bytes());
+        self.inner.write_all(&trailer)?;
+        if let Some(deflate) = self.deflate.take() {
+            give_back_deflate(self.level, deflate);
+        }
+        Ok(self.inner)
+    }
+}
+
 /// Counts and hashes what goes to the file (the compressed bytes).
 struct HashingWriter<W> {
     inner: W,
@@ -222,6 +324,48 @@ mod tests {
             1,
             "no temp file left"
         );
+    }
+
+    /// Deflate states are reused: every file is still a complete gzip of
+    /// exactly its own bytes, at any level and size.
+    #[test]
+    fn reused_deflate_states_write_exact_gzip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = fastrand::Rng::with_seed(9);
+        for (i, (level, len)) in [
+            (1, 3_000_000),
+            (1, 0),
+            (1, 70_000),
+            (6, 500_000),
+            (9, 10),
+            (1, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let data: Vec<u8> = (0..len)
+                .map(|j| {
+                    if rng.u8(0..4) == 0 {
+                        rng.u8(..)
+                    } else {
+                        b"log line\n"[j % 9]
+                    }
+                })
+                .collect();
+            let path = dir.path().join(format!("{i}.log.gz"));
+            let mut file = GzipFile::create(path.clone(), level).unwrap();
+            for chunk in data.chunks(16 * 1024 + 7) {
+                file.write(chunk).unwrap();
+            }
+            let written = file.commit().unwrap();
+            let raw = std::fs::read(&path).unwrap();
+            assert_eq!(raw.len() as u64, written.bytes_compressed);
+            let mut back = Vec::new();
+            flate2::read::GzDecoder::new(&raw[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert!(back == data, "file {i}");
+        }
     }
 
     #[test]
