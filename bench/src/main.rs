@@ -229,8 +229,18 @@ impl Row {
     fn ratio(&self) -> f64 {
         self.cpu_per_gib() / self.yard_cpu_per_gib
     }
+    /// ru_maxrss, unless it may be the spawner's RSS carried over (it is not
+    /// above it): then the exporter's own sampled VmHWM.
     fn rss_mib(&self) -> f64 {
-        self.usage.max_rss_kib as f64 / 1024.0
+        let kib = if self.rss_from_sample() {
+            self.usage.sampled_hwm_kib
+        } else {
+            self.usage.max_rss_kib
+        };
+        kib as f64 / 1024.0
+    }
+    fn rss_from_sample(&self) -> bool {
+        self.usage.max_rss_kib <= self.usage.spawner_rss_kib && self.usage.sampled_hwm_kib > 0
     }
 }
 
@@ -373,6 +383,8 @@ fn run_scenario(args: &Args, sc: &Scenario) -> Result<Row, String> {
         "gzip_only_cpu_s_per_gib": yard_cpu_per_gib,
         "cpu_ratio_exporter_over_gzip": row.ratio(),
         "peak_rss_mib": row.rss_mib(),
+        "peak_rss_source": if row.rss_from_sample() { "sampled VmHWM" } else { "ru_maxrss" },
+        "ru_maxrss_mib": usage.max_rss_kib as f64 / 1024.0,
         "peak_rss_note": "ru_maxrss from wait4; Linux can carry the spawner's RSS (spawner_rss_mib) into it; sampled_vm_hwm_mib is the exporter's own VmHWM sampled every 10 ms",
         "spawner_rss_mib": usage.spawner_rss_kib as f64 / 1024.0,
         "sampled_vm_hwm_mib": usage.sampled_hwm_kib as f64 / 1024.0,
@@ -472,7 +484,7 @@ fn scenario_table(rows: &[Row], report: &mut String) {
         let wall = r.usage.wall.as_secs_f64();
         let _ = writeln!(
             report,
-            "| {} {} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2}x | {:.2} ({:.0}%) |",
+            "| {} {} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {:.2}x | {:.2} ({:.0}%) |",
             r.sc.key,
             r.sc.what,
             wall,
@@ -480,7 +492,11 @@ fn scenario_table(rows: &[Row], report: &mut String) {
             r.cpu_per_gib(),
             r.yard_cpu_per_gib,
             r.ratio(),
-            r.rss_mib(),
+            format!(
+                "{:.1}{}",
+                r.rss_mib(),
+                if r.rss_from_sample() { "*" } else { "" }
+            ),
             r.bytes as f64 / r.bytes_compressed.max(1) as f64,
             r.server_cpu,
             100.0 * r.server_cpu / wall,
@@ -488,7 +504,7 @@ fn scenario_table(rows: &[Row], report: &mut String) {
     }
     let _ = writeln!(
         report,
-        "\nPeak RSS is ru_maxrss (wait4). Linux can carry the spawner's RSS into a child's ru_maxrss (fork copies the address space, exec keeps its high-water mark; before the benchmark trimmed its own heap it read 38 MiB for the 1 KiB run), so the spawner's RSS at spawn and the exporter's own VmHWM (sampled every 10 ms) are shown: {}.",
+        "\nPeak RSS is ru_maxrss (wait4). Linux can carry the spawner's RSS into a child's ru_maxrss (fork copies the address space, exec keeps its high-water mark; before the benchmark trimmed its own heap it read 38 MiB for the 1 KiB run), so the spawner's RSS at spawn and the exporter's own VmHWM (sampled every 10 ms) are shown: {}. * = ru_maxrss was not above the spawner's RSS: the sampled VmHWM is shown.",
         rows.iter()
             .map(|r| format!(
                 "{} floor {:.1} / VmHWM {:.1} MiB",
