@@ -484,7 +484,7 @@ fn scenario_table(rows: &[Row], report: &mut String) {
         let wall = r.usage.wall.as_secs_f64();
         let _ = writeln!(
             report,
-            "| {} {} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {} | {:.2}x | {:.2} ({:.0}%) |",
+            "| {} {} | {:.2} | {:.1} | {:.2} | {:.2} | {:.2} | {:.1}{} | {:.2}x | {:.2} ({:.0}%) |",
             r.sc.key,
             r.sc.what,
             wall,
@@ -492,11 +492,8 @@ fn scenario_table(rows: &[Row], report: &mut String) {
             r.cpu_per_gib(),
             r.yard_cpu_per_gib,
             r.ratio(),
-            format!(
-                "{:.1}{}",
-                r.rss_mib(),
-                if r.rss_from_sample() { "*" } else { "" }
-            ),
+            r.rss_mib(),
+            if r.rss_from_sample() { "*" } else { "" },
             r.bytes as f64 / r.bytes_compressed.max(1) as f64,
             r.server_cpu,
             100.0 * r.server_cpu / wall,
