@@ -12,11 +12,13 @@ RUN rustup target add x86_64-unknown-linux-musl \
 WORKDIR /src
 
 # Dependencies in a layer of their own, rebuilt only when the manifests or the
-# lock file change: build once with stub sources. The workspace's other member
-# (the fake API server, a dev-dependency) needs only its Cargo.toml here: it
-# is part of Cargo.lock but not built for --bin kube-log-exporter.
+# lock file change: build once with stub sources. The workspace's other members
+# (the fake API server, a dev-dependency, and the benchmark) need only their
+# Cargo.toml here: they are part of Cargo.lock but not built for --bin
+# kube-log-exporter.
 COPY Cargo.toml Cargo.lock ./
 COPY tests/fake-apiserver/Cargo.toml tests/fake-apiserver/Cargo.toml
+COPY bench/Cargo.toml bench/Cargo.toml
 COPY scripts/build-static.sh scripts/build-static.sh
 RUN mkdir -p src \
  && echo 'fn main() {}' > src/main.rs \
@@ -37,7 +39,7 @@ FROM gcr.io/distroless/static-debian12:nonroot
 LABEL org.opencontainers.image.title="kube-log-exporter" \
       org.opencontainers.image.description="Copy every line Kubernetes pods print into gzip files, run after run, with a read-only ServiceAccount." \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=build /src/target/x86_64-unknown-linux-musl/release/kube-log-exporter /usr/local/bin/kube-log-exporter
+COPY --from=build /src/target/x86_64-unknown-linux-musl/dist/kube-log-exporter /usr/local/bin/kube-log-exporter
 # 65532 = distroless's "nonroot"; the CronJob's pod runs as the same uid/gid.
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/kube-log-exporter"]

@@ -11,11 +11,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 target=x86_64-unknown-linux-musl
-cargo build --release --locked --target "$target" --bin kube-log-exporter
+cargo build --profile dist --locked --target "$target" --bin kube-log-exporter
 
 dir=${CARGO_TARGET_DIR:-target}
 case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
-bin=$dir/$target/release/kube-log-exporter
+bin=$dir/$target/dist/kube-log-exporter
 [ -x "$bin" ] || { echo "build-static: FAIL: no binary at $bin" >&2; exit 1; }
 # The image's base (distroless/static) has no libc: a binary that asks for a
 # dynamic loader would not start there.
