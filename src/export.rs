@@ -84,7 +84,7 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
         }
         Err(e) => return Err(Error::from_write(&lock_path, &e)),
     };
-    let run_dir = prepare_run_dir(&config.output, &run_id)?;
+    let (run_id, run_dir) = prepare_run_dir(&config.output, &run_id, shard.is_some())?;
     remove_leftover_temp_files(&config.output.join(RUNS_DIR), &run_dir);
     tracing::info!(run_id, server = %conn.server, connection = %conn.source, "export started");
     let progress = Progress::new(&config);
@@ -562,14 +562,30 @@ async fn sync_folders(run_dir: &Path, files: &[FileRecord]) {
 }
 
 /// Create `OUTPUT/runs/RUN_ID` (0700) and prove it is writable before any
-/// request is made.
-fn prepare_run_dir(output: &Path, run_id: &str) -> Result<PathBuf> {
-    let run_dir = output.join(RUNS_DIR).join(run_id);
+/// request is made. A run never writes into another run's folder (its files
+/// would replace that run's files of the same name): a taken id gets a
+/// suffix, `-2`, `-3`... Shards share their run's folder on purpose.
+fn prepare_run_dir(output: &Path, run_id: &str, sharded: bool) -> Result<(String, PathBuf)> {
+    let runs = output.join(RUNS_DIR);
+    let mut id = run_id.to_string();
+    let mut n = 1;
+    while !sharded && folder_in_use(&runs.join(&id)) {
+        n += 1;
+        id = format!("{run_id}-{n}");
+    }
+    if id != run_id {
+        tracing::warn!("runs/{run_id} already holds a run; this run writes to runs/{id}");
+    }
+    let run_dir = runs.join(&id);
     sink::create_private_dir(&run_dir).map_err(|e| Error::from_write(&run_dir, &e))?;
     let probe = run_dir.join(".write-test");
     std::fs::write(&probe, b"").map_err(|e| Error::from_write(&run_dir, &e))?;
     let _ = std::fs::remove_file(&probe);
-    Ok(run_dir)
+    Ok((id, run_dir))
+}
+
+fn folder_in_use(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
 }
 
 /// A run that was killed leaves hidden `.*.tmp` files (never a truncated

@@ -13,11 +13,12 @@ use std::sync::Mutex;
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use sha2::{Digest, Sha256};
 
-/// What a committed file holds.
+/// What a committed file holds, and where it ended up.
 #[derive(Debug, Clone)]
 pub struct Written {
     pub bytes_compressed: u64,
     pub sha256: String,
+    pub path: PathBuf,
 }
 
 /// A gzip file being written.
@@ -66,10 +67,11 @@ impl GzipFile {
             .take()
             .ok_or_else(|| io::Error::other("file already committed"))?;
         let hashing = encoder.finish()?.into_inner().map_err(|e| e.into_error())?;
-        let (file, written) = hashing.into_parts();
+        let (file, mut written) = hashing.into_parts();
         file.sync_all()?;
         drop(file);
-        std::fs::rename(&self.tmp_path, &self.final_path)?;
+        written.path = free_name(&self.final_path);
+        std::fs::rename(&self.tmp_path, &written.path)?;
         Ok(written)
     }
 }
@@ -81,6 +83,27 @@ impl Drop for GzipFile {
             let _ = std::fs::remove_file(&self.tmp_path);
         }
     }
+}
+
+/// `path` if nothing is there, else `<stem>.2.log.gz`, `<stem>.3.log.gz`...:
+/// a file is never replaced. (A retried shard writes into its run's folder
+/// again; what the first attempt wrote is already in the checkpoints.)
+fn free_name(path: &Path) -> PathBuf {
+    if !path.exists() {
+        return path.to_path_buf();
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (stem, ext) = match name.strip_suffix(".log.gz") {
+        Some(stem) => (stem.to_string(), ".log.gz"),
+        None => (name.clone(), ""),
+    };
+    (2..)
+        .map(|n| path.with_file_name(format!("{stem}.{n}{ext}")))
+        .find(|candidate| !candidate.exists())
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 fn temp_path_for(final_path: &Path) -> PathBuf {
@@ -277,6 +300,7 @@ impl<W: Write> HashingWriter<W> {
             Written {
                 bytes_compressed: self.bytes,
                 sha256,
+                path: PathBuf::new(),
             },
         )
     }

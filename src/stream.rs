@@ -207,7 +207,11 @@ pub async fn export_target(
             );
         }
     };
-    record.path = Some(relative_path(target));
+    // Usually `<ns>/<pod>/<file>`; another name if that one was taken.
+    record.path = Some(match written.path.strip_prefix(&settings.run_dir) {
+        Ok(rel) => rel.to_string_lossy().into_owned(),
+        Err(_) => relative_path(target),
+    });
     record.bytes_compressed = written.bytes_compressed;
     record.sha256 = Some(written.sha256);
     Outcome {

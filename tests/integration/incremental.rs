@@ -407,3 +407,55 @@ fn retention_keeps_exactly_the_newest_runs() {
     assert_eq!(runs, ["20260103T000000Z", "20260104T000000Z"]);
     assert!(h.out().join("state.json").exists());
 }
+
+#[test]
+fn a_run_never_overwrites_another_runs_folder() {
+    let h = Harness::new(cluster(vec![pod(
+        "a",
+        vec![Container::running("main", ticking_log(35, 10))],
+    )]));
+    h.export().args(["--run-id", "same"]).expect_code(0);
+    set_lines(&h, "a", 18);
+    // Same id again (two runs in one second do this with the default id).
+    let out = h.export().args(["--run-id", "same"]).expect_code(0);
+    assert!(out.stderr.contains("runs/same-2"), "{}", out.stderr);
+    assert_same_bytes(
+        &union(&h.out(), &["same", "same-2"], "a/main.log.gz"),
+        &served(&ticking_log(35, 18)),
+        "both runs kept",
+    );
+    assert_eq!(manifest(&h.out().join("runs/same-2"))["run_id"], "same-2");
+}
+
+#[test]
+fn a_retried_shard_keeps_what_its_first_attempt_wrote() {
+    let h = Harness::new(cluster(vec![pod(
+        "a",
+        vec![Container::running("main", ticking_log(36, 10))],
+    )]));
+    let shard = [
+        "--shard-count",
+        "1",
+        "--shard-index",
+        "0",
+        "--run-id",
+        "job-1",
+    ];
+    h.export().args(shard).expect_code(0);
+    set_lines(&h, "a", 16);
+    h.export().args(shard).expect_code(0); // the Job retried the pod: same run folder
+    let run = h.out().join("runs/job-1");
+    let both = [
+        gunzip(&run.join("app/a/main.log.gz")),
+        gunzip(&run.join("app/a/main.2.log.gz")),
+    ]
+    .concat();
+    assert_same_bytes(
+        &both,
+        &served(&ticking_log(36, 16)),
+        "first attempt + retry",
+    );
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("manifest-0-of-1.json")).unwrap()).unwrap();
+    assert_eq!(m["files"][0]["path"], "app/a/main.2.log.gz");
+}
