@@ -354,15 +354,9 @@ impl indicatif::TermLike for StderrTerm {
 
 /// Columns of the terminal on stderr, if it is one.
 fn terminal_columns() -> Option<u16> {
-    let mut size = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ fills the winsize it is given and nothing else.
-    let rc = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) };
-    (rc == 0 && size.ws_col > 0).then_some(size.ws_col)
+    console::Term::stderr()
+        .size_checked()
+        .map(|(_rows, columns)| columns)
 }
 
 #[cfg(test)]
