@@ -30,10 +30,10 @@ use crate::stream::{self, Outcome, StreamSettings};
 /// What a finished run reports to `main`.
 #[derive(Debug)]
 pub struct RunReport {
-    pub run_dir: PathBuf,
-    pub counts: Counts,
+    /// The exit code the manifest records (0 or 3; 1 comes with `fatal`).
     pub exit_code: u8,
-    /// The error that stopped the run early, if any (already in the manifest).
+    /// The error that stopped the run early, if any (already in the manifest):
+    /// main reports it and exits 1.
     pub fatal: Option<Error>,
 }
 
@@ -96,11 +96,7 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
             "--tail/--limit-bytes export a slice of each log: checkpoints are neither used nor moved"
         );
     }
-    let mut state = if incremental {
-        State::load(&config.output, &state_files)
-    } else {
-        State::default()
-    };
+    let mut state = load_state(&config);
     let journal = if incremental {
         Some(Arc::new(
             Journal::open(&config.output, &state_files)
@@ -110,11 +106,8 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
         None
     };
     // --full plans from nothing but still records where this run got to.
-    let planning = if config.full {
-        State::default()
-    } else {
-        state.clone()
-    };
+    let nothing = State::default();
+    let planning = if config.full { &nothing } else { &state };
 
     let shutdown = Shutdown::start(config.deadline, config.shutdown_grace);
     let (api, discovery) = discovery_for(&config, &conn);
@@ -154,14 +147,15 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
         if collected.fatal.is_some() {
             continue; // stop starting streams; discovery drains into nothing
         }
-        let resume_from = match plan(&planning, &target, &mut collected) {
+        let resume_from = match plan(planning, &target, &mut collected) {
             Plan::AlreadyDone => {
-                collected.files.push(stream::record_for(
+                let record = stream::record_for(
                     &target,
                     FileStatus::Skipped,
                     Some("previous instance already exported to its end by an earlier run".into()),
-                ));
-                progress.finished(&collected.files[collected.files.len() - 1]);
+                );
+                progress.finished(&record);
+                collected.files.push(record);
                 continue;
             }
             Plan::Export { resume_from } => resume_from,
@@ -342,15 +336,22 @@ pub async fn run(config: Config, conn: Connection) -> Result<RunReport> {
         exit_code,
     });
     Ok(RunReport {
-        run_dir,
-        counts,
-        exit_code: if collected.fatal.is_some() {
-            1
-        } else {
-            exit_code
-        },
+        exit_code,
         fatal: collected.fatal,
     })
+}
+
+/// The checkpoints of earlier runs: only a whole-log run (no --tail or
+/// --limit-bytes) starts from them or moves them.
+fn load_state(config: &Config) -> State {
+    if config.incremental() {
+        State::load(
+            &config.output,
+            &StateFiles::for_shard(config.selection.shard),
+        )
+    } else {
+        State::default()
+    }
 }
 
 /// The API client of a run and the discovery that lists its targets.
@@ -622,13 +623,10 @@ fn remove_leftover_temp_files(runs_dir: &Path, current: &Path) {
 
 /// `--dry-run`: list and select exactly as a run would, print the plan, write nothing.
 async fn dry_run(config: Config, conn: Connection) -> Result<RunReport> {
-    let state = if config.incremental() && !config.full {
-        State::load(
-            &config.output,
-            &StateFiles::for_shard(config.selection.shard),
-        )
-    } else {
+    let state = if config.full {
         State::default()
+    } else {
+        load_state(&config)
     };
     let (_, discovery) = discovery_for(&config, &conn);
     let (tx, mut rx) = mpsc::channel::<Discovered>(4096);
@@ -680,8 +678,6 @@ async fn dry_run(config: Config, conn: Connection) -> Result<RunReport> {
     );
     let failed = collected.namespaces.iter().any(|n| n.error.is_some());
     Ok(RunReport {
-        run_dir: PathBuf::new(),
-        counts: Counts::default(),
         exit_code: if failed { 3 } else { 0 },
         fatal: None,
     })

@@ -48,7 +48,7 @@ pub fn main_with(cli: Cli) -> u8 {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            None => export_command(*Box::new(cli.export), &cli.telemetry).await,
+            None => export_command(cli.export, &cli.telemetry).await,
             Some(Command::Export(args)) => export_command(*args, &cli.telemetry).await,
             Some(Command::Doctor(args)) => doctor::run(*args).await,
             Some(Command::Verify(args)) => verify::run(&args.run_dir),
