@@ -453,6 +453,14 @@ pub struct LogRange {
     pub keep_timestamps: bool,
 }
 
+impl LogRange {
+    /// No --tail or --limit-bytes: the API's answer is the log from a point
+    /// on, so a later request (a resumed stream, the next run) continues it.
+    pub fn is_whole_log(&self) -> bool {
+        self.tail_lines.is_none() && self.limit_bytes.is_none()
+    }
+}
+
 /// A validated export run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -482,7 +490,7 @@ impl Config {
     /// Checkpoints are used only for whole logs: a --tail or --limit-bytes
     /// run sees a slice, and must neither start from nor move the checkpoints.
     pub fn incremental(&self) -> bool {
-        self.range.tail_lines.is_none() && self.range.limit_bytes.is_none()
+        self.range.is_whole_log()
     }
 }
 

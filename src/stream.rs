@@ -50,15 +50,11 @@ pub async fn export_target(
 ) -> Outcome {
     let mut record = record_for(target, FileStatus::Failed, None);
     let mut scanner = LineScanner::new(!settings.range.keep_timestamps, resume_from);
-    let final_path = settings
-        .run_dir
-        .join(&target.pod.namespace)
-        .join(&target.pod.name)
-        .join(target.file_name());
+    let final_path = settings.run_dir.join(relative_path(target));
     let mut file: Option<GzipFile> = None;
     // Resuming needs sinceTime; with a tail or byte limit the API's answer
     // to a second request would not continue the first one.
-    let resumable = settings.range.tail_lines.is_none() && settings.range.limit_bytes.is_none();
+    let resumable = settings.range.is_whole_log();
     let mut cut_reason: Option<String> = None;
 
     loop {
