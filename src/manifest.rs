@@ -176,6 +176,23 @@ impl Manifest {
         serde_json::from_slice(&bytes).map_err(std::io::Error::other)
     }
 
+    /// The shard a `manifest-<i>-of-<n>.json` name belongs to (the inverse of `file_name`).
+    pub fn shard_of(file_name: &str) -> Option<ShardRecord> {
+        let (index, count) = file_name
+            .strip_prefix("manifest-")?
+            .strip_suffix(".json")?
+            .split_once("-of-")?;
+        Some(ShardRecord {
+            index: index.parse().ok()?,
+            count: count.parse().ok()?,
+        })
+    }
+
+    /// Whether a file name is a run record: `manifest.json` or a shard's.
+    pub fn is_record_name(file_name: &str) -> bool {
+        file_name == MANIFEST_FILE || Manifest::shard_of(file_name).is_some()
+    }
+
     /// The run records in a run folder: `manifest.json` and shard manifests.
     pub fn files_in(run_dir: &Path) -> Vec<std::path::PathBuf> {
         let mut found: Vec<_> = std::fs::read_dir(run_dir)
@@ -184,11 +201,9 @@ impl Manifest {
             .flatten()
             .map(|e| e.path())
             .filter(|p| {
-                let name = p
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                name.starts_with("manifest") && name.ends_with(".json")
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(Manifest::is_record_name)
             })
             .collect();
         found.sort();
@@ -196,7 +211,6 @@ impl Manifest {
     }
 
     pub fn read(run_dir: &Path) -> std::io::Result<Manifest> {
-        let bytes = std::fs::read(run_dir.join(MANIFEST_FILE))?;
-        serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+        Manifest::read_file(&run_dir.join(MANIFEST_FILE))
     }
 }

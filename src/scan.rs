@@ -256,8 +256,7 @@ impl LineScanner {
             return Ok(());
         }
         let line = std::mem::take(&mut self.pending);
-        let head = &line[..line.len().min(MAX_HEAD)];
-        if let Some(range) = self.decide(head, line.len()) {
+        if let Some(range) = self.decide(&line) {
             self.write_counted(&line[range], write)?;
         }
         Ok(())
@@ -286,7 +285,7 @@ impl LineScanner {
         let first_nl = memchr::memchr(b'\n', complete).unwrap_or(complete.len() - 1);
         let mut joined = [0u8; MAX_HEAD];
         let first_head: &[u8] = if self.pending.is_empty() {
-            &complete[..(first_nl + 1).min(MAX_HEAD)]
+            head(&complete[..=first_nl])
         } else {
             let n = joined_head(&self.pending, &complete[..=first_nl], &mut joined);
             &joined[..n]
@@ -297,7 +296,7 @@ impl LineScanner {
                 return first_head;
             }
             let start = memchr::memrchr(b'\n', &complete[..nl]).map_or(0, |i| i + 1);
-            &complete[start..(nl + 1).min(start + MAX_HEAD)]
+            head(&complete[start..=nl])
         };
 
         if self.stats.first.is_none() {
@@ -308,7 +307,7 @@ impl LineScanner {
                 let head = if start == 0 {
                     first_head
                 } else {
-                    &complete[start..end.min(start + MAX_HEAD)]
+                    head(&complete[start..end])
                 };
                 if let Some(t) = LogTime::parse(timestamp_field(head)) {
                     self.stats.first = Some(t);
@@ -378,8 +377,7 @@ impl LineScanner {
             let first_nl = memchr::memchr(b'\n', complete).unwrap_or(complete.len() - 1);
             let mut line = std::mem::take(&mut self.pending);
             line.extend_from_slice(&complete[..=first_nl]);
-            let head = &line[..line.len().min(MAX_HEAD)];
-            if let Some(range) = self.decide(head, line.len()) {
+            if let Some(range) = self.decide(&line) {
                 out.extend_from_slice(&line[range]);
             }
             line.clear();
@@ -397,7 +395,7 @@ impl LineScanner {
                 + memchr::memchr(b'\n', &complete[start..])
                     .map_or(complete.len() - start, |i| i + 1);
             let line = &complete[start..end];
-            if let Some(range) = self.decide(&line[..line.len().min(MAX_HEAD)], line.len()) {
+            if let Some(range) = self.decide(line) {
                 out.extend_from_slice(&line[range]);
             }
             start = end;
@@ -407,9 +405,10 @@ impl LineScanner {
         result
     }
 
-    /// For one line (given its head and length): the part to write, or None to drop it.
-    fn decide(&mut self, head: &[u8], len: usize) -> Option<std::ops::Range<usize>> {
-        let field = timestamp_field(head);
+    /// For one line: the part to write, or None to drop it.
+    fn decide(&mut self, line: &[u8]) -> Option<std::ops::Range<usize>> {
+        let len = line.len();
+        let field = timestamp_field(head(line));
         let time = LogTime::parse(field);
         if let (Some(skip), Some(t)) = (self.skip, time) {
             if t < skip.time {
@@ -454,8 +453,7 @@ impl LineScanner {
         write: &mut impl FnMut(&[u8]) -> io::Result<()>,
     ) -> io::Result<()> {
         let line = std::mem::take(&mut self.pending);
-        let head = &line[..MAX_HEAD.min(line.len())];
-        let kept = match self.decide(head, line.len()) {
+        let kept = match self.decide(&line) {
             Some(range) => {
                 self.write_counted(&line[range], write)?;
                 true
@@ -473,6 +471,11 @@ impl LineScanner {
 /// specialised): measured 0.11 s/GiB, against 0.5 s/GiB for a byte loop.
 fn count_newlines(b: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', b).count() as u64
+}
+
+/// The start of a line, long enough to hold its timestamp.
+fn head(line: &[u8]) -> &[u8] {
+    &line[..line.len().min(MAX_HEAD)]
 }
 
 /// The first word of a line (the timestamp, when the API adds one).
@@ -648,9 +651,7 @@ mod tests {
             let data: Vec<u8> = lines.concat();
             let mut reference = LineScanner::new(false, None);
             for line in &lines {
-                reference.note_line(LogTime::parse(timestamp_field(
-                    &line[..line.len().min(MAX_HEAD)],
-                )));
+                reference.note_line(LogTime::parse(timestamp_field(head(line))));
             }
             let mut scanner = LineScanner::new(false, None);
             assert!(run(&mut scanner, &data, &mut rng, true) == data);

@@ -335,12 +335,8 @@ fn load_run_records(run_dir: &Path, manifest_path: &Path) -> Result<(Manifest, V
         .map_err(|e| bad(run_dir, e))?
         .flatten()
         .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let (i, n) = name
-                .strip_prefix("manifest-")?
-                .strip_suffix(".json")?
-                .split_once("-of-")?;
-            Some((i.parse().ok()?, n.parse().ok()?, entry.path()))
+            let shard = Manifest::shard_of(entry.file_name().to_str()?)?;
+            Some((shard.index, shard.count, entry.path()))
         })
         .collect();
     shards.sort();
@@ -371,23 +367,7 @@ fn load_run_records(run_dir: &Path, manifest_path: &Path) -> Result<(Manifest, V
 /// The run's own records at the top of the folder: manifest.json, and the
 /// per-shard `manifest-<i>-of-<n>.json` of a sharded run.
 fn is_run_record(rel: &Path) -> bool {
-    if rel.components().count() != 1 {
-        return false;
-    }
-    let Some(name) = rel.to_str() else {
-        return false;
-    };
-    if name == MANIFEST_FILE {
-        return true;
-    }
-    name.strip_prefix("manifest-")
-        .and_then(|rest| rest.strip_suffix(".json"))
-        .and_then(|rest| rest.split_once("-of-"))
-        .is_some_and(|(i, n)| is_number(i) && is_number(n))
-}
-
-fn is_number(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+    rel.components().count() == 1 && rel.to_str().is_some_and(Manifest::is_record_name)
 }
 
 /// Every entry under `dir` that is not a folder (files, symlinks, sockets),
