@@ -17,12 +17,35 @@ pub struct Pki {
     pub server_config: Arc<ServerConfig>,
 }
 
+/// ring's suites in the order Go's crypto/tls server prefers them (since Go
+/// 1.17, <https://go.dev/blog/tls-cipher-suites>): AES-128-GCM before
+/// AES-256-GCM before ChaCha20, on hardware with AES instructions. A rustls
+/// client offers AES-256 first, and kube-apiserver still answers with
+/// AES-128, which is cheaper to decrypt; the fake server does the same.
+/// (Go prefers ChaCha20 when the client lists it first; rustls clients on
+/// AES hardware never do.)
+fn go_like_provider() -> rustls::crypto::CryptoProvider {
+    let mut provider = rustls::crypto::ring::default_provider();
+    let rank = |s: &rustls::SupportedCipherSuite| {
+        let name = format!("{:?}", s.suite());
+        if name.contains("AES_128_GCM") {
+            0
+        } else if name.contains("AES_256_GCM") {
+            1
+        } else {
+            2
+        }
+    };
+    provider.cipher_suites.sort_by_key(rank);
+    provider
+}
+
 impl Pki {
     /// A new CA and a serving certificate for `host`. The default host
     /// "localhost" also gets the 127.0.0.1 IP SAN; any other name is the only
     /// SAN (so a client of https://127.0.0.1 sees a name mismatch).
     pub fn new(host: &str) -> Pki {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(go_like_provider());
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         let mut dn = DistinguishedName::new();
@@ -73,6 +96,9 @@ impl Pki {
             )
             .expect("server config");
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // Go's crypto/tls server (kube-apiserver) picks the suite by its own
+        // order, not the client's.
+        config.ignore_client_order = true;
         Pki {
             ca_pem,
             issuer,

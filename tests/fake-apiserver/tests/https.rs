@@ -582,6 +582,33 @@ fn wrong_host_certificate_is_rejected() {
     assert!(err.is_some(), "handshake must fail on a name mismatch");
 }
 
+/// Like Go's crypto/tls (kube-apiserver): the server's order decides, and it
+/// puts AES-128-GCM first, although a rustls client offers AES-256-GCM first.
+#[test]
+fn cipher_suite_is_chosen_like_go() {
+    let s = FakeApiServer::start(Cluster::default(), Options::default());
+    let offered = rustls::crypto::ring::default_provider().cipher_suites;
+    assert_eq!(
+        offered[0].suite(),
+        rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+        "the client's first choice must differ from the server's for this test to mean anything"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let suite = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(client_config(&s.ca_pem(), None));
+        let tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        tls.get_ref().1.negotiated_cipher_suite().unwrap().suite()
+    });
+    assert_eq!(suite, rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+}
+
 #[test]
 fn kubeconfig_and_service_account_files() {
     let s = FakeApiServer::start(Cluster::default(), Options::default());
