@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use kube::client::ConfigExt;
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
 use crate::cli::ConnectConfig;
@@ -46,11 +49,10 @@ impl Connection {
         if current.generation != generation {
             return Ok(());
         }
-        let client =
-            kube::Client::try_from(self.config.clone()).map_err(|e| Error::Kubeconfig {
-                path: self.source.clone(),
-                message: e.to_string(),
-            })?;
+        let client = build_client(&self.config).map_err(|e| Error::Kubeconfig {
+            path: self.source.clone(),
+            message: e.to_string(),
+        })?;
         tracing::info!("the API server rejected the credentials; read them again");
         *current = Credentials {
             generation: generation + 1,
@@ -105,7 +107,7 @@ pub async fn connect(cfg: &ConnectConfig) -> Result<Connection> {
     config.read_timeout = None;
 
     let server = redact_url(&config.cluster_url.to_string());
-    let client = kube::Client::try_from(config.clone()).map_err(|e| Error::Kubeconfig {
+    let client = build_client(&config).map_err(|e| Error::Kubeconfig {
         path: source.clone(),
         message: e.to_string(),
     })?;
@@ -119,6 +121,39 @@ pub async fn connect(cfg: &ConnectConfig) -> Result<Connection> {
         source,
         own_namespace,
     })
+}
+
+/// The most response bytes hyper buffers per connection. Its default lets the
+/// buffer grow to about 400 KiB on a fast stream, held for as long as the
+/// stream is open (so memory grew with log volume times concurrency). rustls
+/// hands over at most one TLS record (16 KiB) per read, so more buys nothing
+/// (bench/RESULTS.md "Memory"). API response heads are far smaller.
+const HTTP_READ_BUFFER: usize = 32 * 1024;
+
+/// kube's own client stack (`Client::try_from`), with the HTTP read buffer
+/// capped: the same TLS setup (CA, client certificates, exec identities,
+/// tls-server-name), authentication and impersonation headers. Retries and
+/// read timeouts are off here as in `connect`; the connect timeout is the
+/// socket's. A proxy URL in the kubeconfig goes to kube's builder, which
+/// reports that this build has no proxy support.
+fn build_client(config: &kube::Config) -> std::result::Result<kube::Client, kube::Error> {
+    if config.proxy_url.is_some() {
+        return kube::Client::try_from(config.clone());
+    }
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(config.connect_timeout);
+    let https = config.rustls_https_connector_with_connector(http)?;
+    let hyper = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .http1_max_buf_size(HTTP_READ_BUFFER)
+        .build(https);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(hyper);
+    Ok(kube::Client::new(service, config.default_namespace.clone()))
 }
 
 type Built = (kube::Config, String, Option<String>);
