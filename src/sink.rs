@@ -4,7 +4,7 @@
 //! folders 0700: logs hold secrets.
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -25,22 +25,19 @@ pub struct Written {
 pub struct GzipFile {
     final_path: PathBuf,
     tmp_path: PathBuf,
-    encoder: Option<PooledGzEncoder<BufWriter<HashingWriter<File>>>>,
+    encoder: Option<PooledGzEncoder<HashingWriter<File>>>,
 }
 
-/// The compressed bytes reach the file (and sha256) in blocks this big: the
-/// encoder alone would write a few KiB per input frame (measured: one write
-/// syscall per ~6 KiB of gzip output).
-const WRITE_BUFFER: usize = 128 * 1024;
+/// The compressed bytes reach the file (and sha256) in blocks of up to this
+/// many: deflate alone would write a few KiB per input frame (measured: one
+/// write syscall per ~6 KiB of gzip output). Held per open stream, so small.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 impl GzipFile {
     pub fn create(final_path: PathBuf, level: u32) -> io::Result<GzipFile> {
         let tmp_path = temp_path_for(&final_path);
         let file = create_private_file(&tmp_path)?;
-        let encoder = PooledGzEncoder::new(
-            BufWriter::with_capacity(WRITE_BUFFER, HashingWriter::new(file)),
-            level,
-        )?;
+        let encoder = PooledGzEncoder::new(HashingWriter::new(file), level);
         Ok(GzipFile {
             final_path,
             tmp_path,
@@ -66,7 +63,7 @@ impl GzipFile {
             .encoder
             .take()
             .ok_or_else(|| io::Error::other("file already committed"))?;
-        let hashing = encoder.finish()?.into_inner().map_err(|e| e.into_error())?;
+        let hashing = encoder.finish()?;
         let (file, mut written) = hashing.into_parts();
         file.sync_all()?;
         drop(file);
@@ -210,6 +207,8 @@ fn give_back_deflate(level: u32, c: Compress) {
 
 /// gzip (RFC 1952) around a pooled raw deflate stream: what flate2's
 /// GzEncoder writes (no name, no mtime), with a state that is reused.
+/// Deflate writes straight into `buf`, which goes to `inner` when nearly
+/// full: one buffer and one copy between zlib and the file.
 struct PooledGzEncoder<W: Write> {
     inner: W,
     deflate: Option<Compress>,
@@ -218,22 +217,26 @@ struct PooledGzEncoder<W: Write> {
     buf: Vec<u8>,
 }
 
+/// Deflate is only called with at least this much room in `buf`.
+const MIN_ROOM: usize = 4 * 1024;
+
 impl<W: Write> PooledGzEncoder<W> {
-    fn new(mut inner: W, level: u32) -> io::Result<Self> {
+    fn new(inner: W, level: u32) -> Self {
+        let mut buf = Vec::with_capacity(WRITE_BUFFER);
         // ID1 ID2 CM=deflate FLG=0 MTIME=0 XFL OS=unknown
         let xfl = match level {
             0 | 1 => 4,
             9 => 2,
             _ => 0,
         };
-        inner.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255])?;
-        Ok(PooledGzEncoder {
+        buf.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]);
+        PooledGzEncoder {
             inner,
             deflate: Some(take_deflate(level)),
             level,
             crc: Crc::new(),
-            buf: Vec::with_capacity(32 * 1024),
-        })
+            buf,
+        }
     }
 
     fn write(&mut self, mut input: &[u8]) -> io::Result<()> {
@@ -245,31 +248,41 @@ impl<W: Write> PooledGzEncoder<W> {
         Ok(())
     }
 
-    /// One deflate call into `buf`, whose output goes to `inner`.
+    /// One deflate call, appending to `buf` (emptied into `inner` first if
+    /// it has too little room left).
     fn step(&mut self, input: &[u8], flush: FlushCompress) -> io::Result<(usize, Status)> {
+        if self.buf.capacity() - self.buf.len() < MIN_ROOM {
+            self.drain()?;
+        }
         let deflate = self
             .deflate
             .as_mut()
             .ok_or_else(|| io::Error::other("gzip stream already finished"))?;
-        self.buf.clear();
-        let before = deflate.total_in();
+        let (in_before, out_before) = (deflate.total_in(), self.buf.len());
         let status = deflate
             .compress_vec(input, &mut self.buf, flush)
             .map_err(io::Error::other)?;
-        let consumed = (deflate.total_in() - before) as usize;
-        if consumed == 0 && self.buf.is_empty() && status == Status::BufError {
+        let consumed = (deflate.total_in() - in_before) as usize;
+        if consumed == 0 && self.buf.len() == out_before && status == Status::BufError {
             return Err(io::Error::other("deflate made no progress"));
         }
-        self.inner.write_all(&self.buf)?;
         Ok((consumed, status))
+    }
+
+    fn drain(&mut self) -> io::Result<()> {
+        self.inner.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
     }
 
     fn finish(mut self) -> io::Result<W> {
         while self.step(&[], FlushCompress::Finish)?.1 != Status::StreamEnd {}
-        let mut trailer = [0u8; 8];
-        trailer[..4].copy_from_slice(&self.crc.sum().to_le_bytes());
-        trailer[4..].copy_from_slice(&self.crc.amount().to_le_bytes());
-        self.inner.write_all(&trailer)?;
+        if self.buf.capacity() - self.buf.len() < 8 {
+            self.drain()?;
+        }
+        self.buf.extend_from_slice(&self.crc.sum().to_le_bytes());
+        self.buf.extend_from_slice(&self.crc.amount().to_le_bytes());
+        self.drain()?;
         if let Some(deflate) = self.deflate.take() {
             give_back_deflate(self.level, deflate);
         }
@@ -363,6 +376,8 @@ mod tests {
             (6, 500_000),
             (9, 10),
             (1, 1),
+            // Stored blocks: the output outgrows the write buffer many times.
+            (0, 1_000_000),
         ]
         .into_iter()
         .enumerate()
@@ -384,6 +399,7 @@ mod tests {
             let written = file.commit().unwrap();
             let raw = std::fs::read(&path).unwrap();
             assert_eq!(raw.len() as u64, written.bytes_compressed);
+            assert_eq!(hex::encode(Sha256::digest(&raw)), written.sha256);
             let mut back = Vec::new();
             flate2::read::GzDecoder::new(&raw[..])
                 .read_to_end(&mut back)
