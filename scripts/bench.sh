@@ -6,7 +6,7 @@
 # Prints one report (markdown tables) and writes bench/results.json.
 #
 #   scripts/bench.sh                  # everything (~5 min after the build)
-#   scripts/bench.sh --only A,C       # some scenarios (A B C S)
+#   scripts/bench.sh --only A,C       # some scenarios (A B C M S C-http)
 #   scripts/bench.sh --skip-parts     # no backend / scanner tables
 #   BENCH_TIMEOUT=1800 scripts/bench.sh   # overall bound in seconds (default 1500)
 set -euo pipefail
