@@ -125,9 +125,9 @@ pub async fn connect(cfg: &ConnectConfig) -> Result<Connection> {
 
 /// The most response bytes hyper buffers per connection. Its default lets the
 /// buffer grow to about 400 KiB on a fast stream, held for as long as the
-/// stream is open (so memory grew with log volume times concurrency). rustls
+/// stream is open (10 fast streams: +4 MiB of peak RSS). rustls
 /// hands over at most one TLS record (16 KiB) per read, so more buys nothing
-/// (bench/RESULTS.md "Memory"). API response heads are far smaller.
+/// (bench/RESULTS.md, RSS). API response heads are far smaller.
 const HTTP_READ_BUFFER: usize = 32 * 1024;
 
 /// kube's own client stack (`Client::try_from`), with the HTTP read buffer
