@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # make bench: build the release binaries, then run the benchmark (bench/,
 # package kle-bench): the real exporter against the in-process fake API
-# server for scenarios A, B, C and a 1 KiB-log baseline, the gzip-only
-# yardstick, the gzip backend comparison and the line scanner's cost.
+# server for scenarios A, B, C, 10 MiB and 1 KiB RSS baselines (M, S) and C
+# over plain HTTP; the gzip-only yardstick and the transport floor (receiving
+# alone); the gzip backend comparison and the line scanner's cost.
 # Prints one report (markdown tables) and writes bench/results.json.
 #
-#   scripts/bench.sh                  # everything (~5 min after the build)
+#   scripts/bench.sh                  # everything (~6 min after the build)
+#   scripts/bench.sh --repeat 5       # median of 5 runs per figure (default 3)
 #   scripts/bench.sh --only A,C       # some scenarios (A B C M S C-http)
 #   scripts/bench.sh --skip-parts     # no backend / scanner tables
 #   BENCH_TIMEOUT=1800 scripts/bench.sh   # overall bound in seconds (default 1500)
