@@ -49,10 +49,7 @@ impl Connection {
         if current.generation != generation {
             return Ok(());
         }
-        let client = build_client(&self.config).map_err(|e| Error::Kubeconfig {
-            path: self.source.clone(),
-            message: e.to_string(),
-        })?;
+        let client = build_client(&self.config, &self.source)?;
         tracing::info!("the API server rejected the credentials; read them again");
         *current = Credentials {
             generation: generation + 1,
@@ -107,10 +104,7 @@ pub async fn connect(cfg: &ConnectConfig) -> Result<Connection> {
     config.read_timeout = None;
 
     let server = redact_url(&config.cluster_url.to_string());
-    let client = build_client(&config).map_err(|e| Error::Kubeconfig {
-        path: source.clone(),
-        message: e.to_string(),
-    })?;
+    let client = build_client(&config, &source)?;
     Ok(Connection {
         client: Arc::new(RwLock::new(Credentials {
             generation: 0,
@@ -130,13 +124,21 @@ pub async fn connect(cfg: &ConnectConfig) -> Result<Connection> {
 /// (bench/RESULTS.md, RSS). API response heads are far smaller.
 const HTTP_READ_BUFFER: usize = 32 * 1024;
 
+/// The client for `config`; a failure names the configuration (`source`).
+fn build_client(config: &kube::Config, source: &str) -> Result<kube::Client> {
+    build_kube_client(config).map_err(|e| Error::Kubeconfig {
+        path: source.to_string(),
+        message: e.to_string(),
+    })
+}
+
 /// kube's own client stack (`Client::try_from`), with the HTTP read buffer
 /// capped: the same TLS setup (CA, client certificates, exec identities,
 /// tls-server-name), authentication and impersonation headers. Retries and
 /// read timeouts are off here as in `connect`; the connect timeout is the
 /// socket's. A proxy URL in the kubeconfig goes to kube's builder, which
 /// reports that this build has no proxy support.
-fn build_client(config: &kube::Config) -> std::result::Result<kube::Client, kube::Error> {
+fn build_kube_client(config: &kube::Config) -> std::result::Result<kube::Client, kube::Error> {
     if config.proxy_url.is_some() {
         return kube::Client::try_from(config.clone());
     }
