@@ -26,15 +26,15 @@ pub struct Pki {
 /// AES hardware never do.)
 fn go_like_provider() -> rustls::crypto::CryptoProvider {
     let mut provider = rustls::crypto::ring::default_provider();
-    let rank = |s: &rustls::SupportedCipherSuite| {
-        let name = format!("{:?}", s.suite());
-        if name.contains("AES_128_GCM") {
-            0
-        } else if name.contains("AES_256_GCM") {
-            1
-        } else {
-            2
-        }
+    use rustls::CipherSuite as S;
+    let rank = |s: &rustls::SupportedCipherSuite| match s.suite() {
+        S::TLS13_AES_128_GCM_SHA256
+        | S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+        | S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => 0,
+        S::TLS13_AES_256_GCM_SHA384
+        | S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+        | S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => 1,
+        _ => 2,
     };
     provider.cipher_suites.sort_by_key(rank);
     provider
